@@ -1,0 +1,64 @@
+"""The rules an auditor re-runs offline: canonical JSON, the hash chain, subject pseudonyms.
+
+    canonical(event) = JSON of the exported event without ``hash`` and ``subject_id``,
+                       keys sorted by code point, separators "," and ":", raw UTF-8
+    hash             = sha256_hex(ascii(prev_hash) + canonical(event))
+    prev_hash        = the previous event's hash; 64 zeros for a subject's first event
+
+Nothing here depends on the service; ``docs/auditor-guide.md`` repeats it in ten lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Iterable
+from typing import Any
+
+from consent_api.domain.model import EVENT_FIELDS, SubjectRecord
+
+ZERO_HASH = "0" * 64
+_NOT_HASHED = ("hash", "subject_id")
+
+
+def canonical_json(event: dict[str, Any]) -> bytes:
+    body = {k: v for k, v in event.items() if k not in _NOT_HASHED}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def chain_hash(prev_hash: str, event: dict[str, Any]) -> str:
+    return hashlib.sha256(prev_hash.encode("ascii") + canonical_json(event)).hexdigest()
+
+
+def new_subject_ref() -> str:
+    """An opaque random pseudonym; the chain covers it, never the subject id."""
+    return "sr_" + secrets.token_hex(16)
+
+
+def seal(drafts: Iterable[dict[str, Any]], record: SubjectRecord) -> list[dict[str, Any]]:
+    """Number and chain draft events after the record's head; drafts lack seq and hashes."""
+    sealed = []
+    seq, prev = record.seq, record.head_hash
+    for draft in drafts:
+        seq += 1
+        event = {name: draft.get(name) for name in EVENT_FIELDS}
+        event.update(subject_ref=record.subject_ref, seq=seq, prev_hash=prev)
+        event["hash"] = prev = chain_hash(prev, event)
+        sealed.append(event)
+    return sealed
+
+
+def verify_chain(events: Iterable[dict[str, Any]]) -> tuple[int, str | None]:
+    """Check one subject's events in seq order; returns (count, first problem or None)."""
+    prev, expected_seq, count = ZERO_HASH, 1, 0
+    for event in events:
+        count += 1
+        if event.get("seq") != expected_seq:
+            return count, f"seq {event.get('seq')} where {expected_seq} was expected"
+        if event.get("prev_hash") != prev:
+            return count, f"seq {expected_seq}: prev_hash does not match the previous event's hash"
+        if chain_hash(prev, event) != event.get("hash"):
+            return count, f"seq {expected_seq}: hash does not match the event's content"
+        prev, expected_seq = event["hash"], expected_seq + 1
+    return count, None

@@ -1,0 +1,219 @@
+"""Store: the whole storage vocabulary of consent_api, in domain words.
+
+Every tenant-owned method takes ``tenant_id`` first, and no method returns another tenant's
+data. Global look-ups exist only where the credential itself names its tenant (an API key's
+hash, a subject-token key's ``kid``). Adapters translate driver errors into ``consent_api.errors``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from consent_api.domain.model import (
+    ApiKey,
+    PolicyVersion,
+    Purpose,
+    SubjectRecord,
+    SubjectTokenKey,
+    Tenant,
+    Vendor,
+)
+
+# Given the subject's current record (a fresh one, with a new subject_ref, for an unknown
+# subject), return the draft events to append. Raising writes nothing.
+Plan = Callable[[SubjectRecord], list[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Appended:
+    record: SubjectRecord
+    events: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    request_hash: str
+    status: int | None  # None while the first request is still running
+    body: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ExportCursor:
+    recorded_at: str
+    seq: int
+    event_id: str
+
+
+@dataclass(frozen=True)
+class ExportFilter:
+    since: str | None = None
+    until: str | None = None
+    purpose: str | None = None
+    subject_ref: str | None = None
+    after: ExportCursor | None = None
+
+
+class Store(abc.ABC):
+    # --- tenants and credentials -------------------------------------------------------
+    @abc.abstractmethod
+    def create_tenant(self, tenant: Tenant) -> None:
+        """Persist a new tenant."""
+
+    @abc.abstractmethod
+    def get_tenant(self, tenant_id: str) -> Tenant | None:
+        """The tenant, or None."""
+
+    @abc.abstractmethod
+    def add_api_key(self, key: ApiKey) -> None:
+        """Persist a new API key (hash only)."""
+
+    @abc.abstractmethod
+    def find_api_key(self, key_hash: str) -> ApiKey | None:
+        """The key whose secret hashes to key_hash, revoked or not; the hash names the tenant."""
+
+    @abc.abstractmethod
+    def get_api_key(self, tenant_id: str, key_id: str) -> ApiKey | None:
+        """One key of the tenant."""
+
+    @abc.abstractmethod
+    def list_api_keys(self, tenant_id: str, after: str | None, limit: int) -> list[ApiKey]:
+        """Keys ordered by id, those after the given id, at most limit."""
+
+    @abc.abstractmethod
+    def revoke_api_key(self, tenant_id: str, key_id: str, at: datetime) -> ApiKey | None:
+        """Mark a key revoked (first revocation time wins); None when unknown."""
+
+    @abc.abstractmethod
+    def add_subject_token_key(self, key: SubjectTokenKey) -> None:
+        """Register a key for verifying the tenant's subject tokens."""
+
+    @abc.abstractmethod
+    def find_subject_token_key(self, kid: str) -> SubjectTokenKey | None:
+        """The key with this kid; kids are random and globally unique."""
+
+    @abc.abstractmethod
+    def list_subject_token_keys(self, tenant_id: str) -> list[SubjectTokenKey]:
+        """Every subject-token key of the tenant, oldest first."""
+
+    @abc.abstractmethod
+    def revoke_subject_token_key(self, tenant_id: str, kid: str, at: datetime) -> SubjectTokenKey | None:
+        """Mark a subject-token key revoked; None when unknown."""
+
+    # --- catalog -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def put_purpose(self, tenant_id: str, purpose: Purpose) -> bool:
+        """Create or replace a purpose; True when it was created."""
+
+    @abc.abstractmethod
+    def get_purpose(self, tenant_id: str, key: str) -> Purpose | None:
+        """One purpose, archived ones included."""
+
+    @abc.abstractmethod
+    def list_purposes(self, tenant_id: str) -> list[Purpose]:
+        """Every purpose of the tenant ordered by key (catalogs are small)."""
+
+    @abc.abstractmethod
+    def add_policy(self, tenant_id: str, policy: PolicyVersion) -> None:
+        """Publish a policy version; Conflict if the version exists."""
+
+    @abc.abstractmethod
+    def list_policies(self, tenant_id: str) -> list[PolicyVersion]:
+        """Every policy version of the tenant."""
+
+    @abc.abstractmethod
+    def put_vendor(self, tenant_id: str, vendor: Vendor) -> bool:
+        """Create or replace a vendor disclosure; True when it was created."""
+
+    @abc.abstractmethod
+    def list_vendors(self, tenant_id: str) -> list[Vendor]:
+        """Every vendor of the tenant ordered by key."""
+
+    # --- subjects and the ledger ---------------------------------------------------------
+    @abc.abstractmethod
+    def get_subject(self, tenant_id: str, subject_id: str) -> SubjectRecord | None:
+        """The subject's current record, or None for an unknown (or erased) subject."""
+
+    @abc.abstractmethod
+    def get_subjects(self, tenant_id: str, subject_ids: Sequence[str]) -> dict[str, SubjectRecord]:
+        """Records of those subject ids that exist."""
+
+    @abc.abstractmethod
+    def append(self, tenant_id: str, subject_id: str, plan: Plan, *, erase: bool = False) -> Appended:
+        """Atomically seal and append plan(record)'s drafts and update the record.
+
+        With erase=True the record and the id-to-ref mapping are deleted after the append, so
+        the subject's events remain only under its subject_ref."""
+
+    @abc.abstractmethod
+    def subject_events(self, tenant_id: str, subject_ref: str, after_seq: int = 0,
+                       limit: int | None = None) -> list[dict[str, Any]]:
+        """One subject's events in seq order (without subject_id)."""
+
+    @abc.abstractmethod
+    def export_events(self, tenant_id: str, flt: ExportFilter) -> Iterator[dict[str, Any]]:
+        """Events ordered by (recorded_at, seq, event_id) with subject_id filled in (None once
+        erased); streamed, never materialised."""
+
+    @abc.abstractmethod
+    def allowed_candidates(self, tenant_id: str, purpose: str, after: str | None,
+                           limit: int) -> list[SubjectRecord]:
+        """Subjects whose last decision on purpose is a grant, ordered by subject_id."""
+
+    @abc.abstractmethod
+    def list_subjects(self, tenant_id: str, after: str | None, limit: int) -> list[SubjectRecord]:
+        """Current records ordered by subject_id, those after the given id, at most limit."""
+
+    def iter_subjects(self, tenant_id: str) -> Iterator[SubjectRecord]:
+        """Every current record of one tenant, page by page."""
+        after = None
+        while page := self.list_subjects(tenant_id, after, 500):
+            yield from page
+            after = page[-1].subject_id
+
+    @abc.abstractmethod
+    def iter_tenants(self) -> Iterator[Tenant]:
+        """Every tenant."""
+
+    @abc.abstractmethod
+    def replace_record(self, tenant_id: str, record: SubjectRecord) -> None:
+        """Overwrite a subject's record with one rebuilt from its events."""
+
+    # --- idempotency ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def claim_idempotency_key(self, tenant_id: str, scope: str, key: str, request_hash: str,
+                              now: datetime) -> IdempotencyRecord | None:
+        """Claim a key for a new request; None when claimed, else the existing record."""
+
+    @abc.abstractmethod
+    def complete_idempotency_key(self, tenant_id: str, scope: str, key: str, status: int,
+                                 body: str, subject_ref: str | None) -> None:
+        """Store the first answer for replays."""
+
+    @abc.abstractmethod
+    def release_idempotency_key(self, tenant_id: str, scope: str, key: str) -> None:
+        """Forget a claim whose request failed, so it can be retried."""
+
+    # --- service signing keys and health -------------------------------------------------
+    @abc.abstractmethod
+    def list_signing_keys(self) -> list[dict[str, Any]]:
+        """The service's own signing keys, oldest first."""
+
+    @abc.abstractmethod
+    def add_signing_key(self, key: dict[str, Any]) -> None:
+        """Persist a signing key; Conflict if its kid exists."""
+
+    @abc.abstractmethod
+    def update_signing_key(self, kid: str, changes: dict[str, Any]) -> None:
+        """Change a signing key's state (retired_at, active)."""
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Raise Unavailable unless the store answers."""
+
+    def close(self) -> None:
+        """Release connections."""

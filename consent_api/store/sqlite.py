@@ -1,0 +1,532 @@
+"""SQLiteStore: the embedded default. Stdlib sqlite3, WAL, synchronous=FULL.
+
+Writers take ``BEGIN IMMEDIATE`` (one writer at a time across threads and processes sharing
+the file), read the subject's head, seal the new events after it, and insert events and the
+updated record in the same transaction, so a subject's ``seq`` has no gaps and an
+acknowledged write survives a crash or a power loss.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from consent_api.domain.clock import format_ts, parse_ts
+from consent_api.domain.ledger import new_subject_ref, seal
+from consent_api.domain.model import (
+    Action,
+    ApiKey,
+    PolicyVersion,
+    Purpose,
+    SubjectRecord,
+    SubjectTokenKey,
+    Tenant,
+    Vendor,
+)
+from consent_api.domain.projection import apply_events
+from consent_api.errors import Conflict, Unavailable
+from consent_api.store import records
+from consent_api.store.port import (
+    Appended,
+    ExportFilter,
+    IdempotencyRecord,
+    Plan,
+    Store,
+)
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tenants (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS api_keys (
+    tenant_id TEXT NOT NULL, id TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE, doc TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS subject_token_keys (
+    kid TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS subject_token_keys_tenant ON subject_token_keys (tenant_id);
+CREATE TABLE IF NOT EXISTS purposes (
+    tenant_id TEXT NOT NULL, key TEXT NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS policies (
+    tenant_id TEXT NOT NULL, version TEXT NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, version)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS vendors (
+    tenant_id TEXT NOT NULL, key TEXT NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS subjects (
+    tenant_id TEXT NOT NULL, subject_id TEXT NOT NULL, subject_ref TEXT NOT NULL,
+    seq INTEGER NOT NULL, head_hash TEXT NOT NULL, age_band TEXT, purposes TEXT NOT NULL,
+    updated_at TEXT, PRIMARY KEY (tenant_id, subject_id)) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS subjects_ref ON subjects (tenant_id, subject_ref);
+CREATE TABLE IF NOT EXISTS events (
+    tenant_id TEXT NOT NULL, subject_ref TEXT NOT NULL, seq INTEGER NOT NULL,
+    recorded_at TEXT NOT NULL, event_id TEXT NOT NULL, purpose TEXT, doc TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, subject_ref, seq)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_export ON events (tenant_id, recorded_at, seq, event_id);
+CREATE TABLE IF NOT EXISTS grants (
+    tenant_id TEXT NOT NULL, purpose TEXT NOT NULL, subject_id TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, purpose, subject_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idempotency (
+    tenant_id TEXT NOT NULL, scope TEXT NOT NULL, key TEXT NOT NULL, request_hash TEXT NOT NULL,
+    status INTEGER, body TEXT, subject_ref TEXT, created_at TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, scope, key)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_subject ON idempotency (tenant_id, subject_ref);
+CREATE TABLE IF NOT EXISTS signing_keys (kid TEXT PRIMARY KEY, created_at TEXT NOT NULL, doc TEXT NOT NULL);
+"""
+
+_DECISIONS = (Action.GRANT, Action.DENY, Action.WITHDRAW)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class SQLiteStore(Store):
+    def __init__(self, path: str = ":memory:", *, busy_timeout_s: float = 30.0):
+        self.path = path
+        self._memory = path == ":memory:"
+        self._timeout = busy_timeout_s
+        self._local = threading.local()
+        self._lock = threading.RLock()  # serialises everything on a shared :memory: connection
+        self._shared: sqlite3.Connection | None = None
+        if not self._memory:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._init_schema()
+
+    # --- connections ---------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+        )
+        if not self._memory:
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._memory:
+            if self._shared is None:
+                self._shared = self._connect()
+            return self._shared
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock if self._memory else _nullcontext():
+            try:
+                yield self._conn()
+            except sqlite3.OperationalError as exc:
+                raise Unavailable(f"SQLite store: {exc}") from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock if self._memory else _nullcontext():
+            conn = self._conn()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise Unavailable(f"SQLite store: {exc}") from exc
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            else:
+                conn.execute("COMMIT")
+
+    def _init_schema(self) -> None:
+        with self._write() as conn:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+
+    def schema_version(self) -> int:
+        with self._read() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0])
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
+
+    # --- tenants and credentials -----------------------------------------------------------
+    def create_tenant(self, tenant: Tenant) -> None:
+        try:
+            with self._write() as conn:
+                conn.execute("INSERT INTO tenants (id, doc) VALUES (?, ?)",
+                             (tenant.id, _dumps(records.tenant_doc(tenant))))
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(f"tenant {tenant.id} exists") from exc
+
+    def get_tenant(self, tenant_id: str) -> Tenant | None:
+        with self._read() as conn:
+            row = conn.execute("SELECT doc FROM tenants WHERE id = ?", (tenant_id,)).fetchone()
+        return records.tenant_from(json.loads(row[0])) if row else None
+
+    def iter_tenants(self) -> Iterator[Tenant]:
+        with self._read() as conn:
+            rows = conn.execute("SELECT doc FROM tenants ORDER BY id").fetchall()
+        for (doc,) in rows:
+            yield records.tenant_from(json.loads(doc))
+
+    def add_api_key(self, key: ApiKey) -> None:
+        try:
+            with self._write() as conn:
+                conn.execute(
+                    "INSERT INTO api_keys (tenant_id, id, key_hash, doc) VALUES (?, ?, ?, ?)",
+                    (key.tenant_id, key.id, key.key_hash, _dumps(records.api_key_doc(key))),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise Conflict("API key exists") from exc
+
+    def find_api_key(self, key_hash: str) -> ApiKey | None:
+        with self._read() as conn:
+            row = conn.execute("SELECT doc FROM api_keys WHERE key_hash = ?", (key_hash,)).fetchone()
+        return records.api_key_from(json.loads(row[0])) if row else None
+
+    def get_api_key(self, tenant_id: str, key_id: str) -> ApiKey | None:
+        with self._read() as conn:
+            row = conn.execute("SELECT doc FROM api_keys WHERE tenant_id = ? AND id = ?",
+                               (tenant_id, key_id)).fetchone()
+        return records.api_key_from(json.loads(row[0])) if row else None
+
+    def list_api_keys(self, tenant_id: str, after: str | None, limit: int) -> list[ApiKey]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT doc FROM api_keys WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT ?",
+                (tenant_id, after or "", limit),
+            ).fetchall()
+        return [records.api_key_from(json.loads(doc)) for (doc,) in rows]
+
+    def revoke_api_key(self, tenant_id: str, key_id: str, at: datetime) -> ApiKey | None:
+        with self._write() as conn:
+            row = conn.execute("SELECT doc FROM api_keys WHERE tenant_id = ? AND id = ?",
+                               (tenant_id, key_id)).fetchone()
+            if row is None:
+                return None
+            doc = json.loads(row[0])
+            doc["revoked_at"] = doc.get("revoked_at") or format_ts(at)
+            conn.execute("UPDATE api_keys SET doc = ? WHERE tenant_id = ? AND id = ?",
+                         (_dumps(doc), tenant_id, key_id))
+        return records.api_key_from(doc)
+
+    def add_subject_token_key(self, key: SubjectTokenKey) -> None:
+        try:
+            with self._write() as conn:
+                conn.execute("INSERT INTO subject_token_keys (kid, tenant_id, doc) VALUES (?, ?, ?)",
+                             (key.kid, key.tenant_id, _dumps(records.subject_token_key_doc(key))))
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(f"key {key.kid} exists") from exc
+
+    def find_subject_token_key(self, kid: str) -> SubjectTokenKey | None:
+        with self._read() as conn:
+            row = conn.execute("SELECT doc FROM subject_token_keys WHERE kid = ?", (kid,)).fetchone()
+        return records.subject_token_key_from(json.loads(row[0])) if row else None
+
+    def list_subject_token_keys(self, tenant_id: str) -> list[SubjectTokenKey]:
+        with self._read() as conn:
+            rows = conn.execute("SELECT doc FROM subject_token_keys WHERE tenant_id = ?",
+                                (tenant_id,)).fetchall()
+        keys = [records.subject_token_key_from(json.loads(doc)) for (doc,) in rows]
+        return sorted(keys, key=lambda k: (k.created_at, k.kid))
+
+    def revoke_subject_token_key(self, tenant_id: str, kid: str, at: datetime) -> SubjectTokenKey | None:
+        with self._write() as conn:
+            row = conn.execute("SELECT doc FROM subject_token_keys WHERE tenant_id = ? AND kid = ?",
+                               (tenant_id, kid)).fetchone()
+            if row is None:
+                return None
+            doc = json.loads(row[0])
+            doc["revoked_at"] = doc.get("revoked_at") or format_ts(at)
+            conn.execute("UPDATE subject_token_keys SET doc = ? WHERE kid = ?", (_dumps(doc), kid))
+        return records.subject_token_key_from(doc)
+
+    # --- catalog ---------------------------------------------------------------------------
+    def _put_doc(self, table: str, column: str, tenant_id: str, key: str, doc: dict) -> bool:
+        with self._write() as conn:
+            exists = conn.execute(
+                f"SELECT 1 FROM {table} WHERE tenant_id = ? AND {column} = ?", (tenant_id, key)
+            ).fetchone()
+            conn.execute(
+                f"INSERT OR REPLACE INTO {table} (tenant_id, {column}, doc) VALUES (?, ?, ?)",
+                (tenant_id, key, _dumps(doc)),
+            )
+        return exists is None
+
+    def _docs(self, table: str, column: str, tenant_id: str) -> list[dict]:
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT doc FROM {table} WHERE tenant_id = ? ORDER BY {column}", (tenant_id,)
+            ).fetchall()
+        return [json.loads(doc) for (doc,) in rows]
+
+    def put_purpose(self, tenant_id: str, purpose: Purpose) -> bool:
+        return self._put_doc("purposes", "key", tenant_id, purpose.key, purpose.to_dict())
+
+    def get_purpose(self, tenant_id: str, key: str) -> Purpose | None:
+        with self._read() as conn:
+            row = conn.execute("SELECT doc FROM purposes WHERE tenant_id = ? AND key = ?",
+                               (tenant_id, key)).fetchone()
+        return Purpose.from_dict(json.loads(row[0])) if row else None
+
+    def list_purposes(self, tenant_id: str) -> list[Purpose]:
+        return [Purpose.from_dict(d) for d in self._docs("purposes", "key", tenant_id)]
+
+    def add_policy(self, tenant_id: str, policy: PolicyVersion) -> None:
+        try:
+            with self._write() as conn:
+                conn.execute("INSERT INTO policies (tenant_id, version, doc) VALUES (?, ?, ?)",
+                             (tenant_id, policy.version, _dumps(policy.to_dict())))
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(f"policy version {policy.version} is already published") from exc
+
+    def list_policies(self, tenant_id: str) -> list[PolicyVersion]:
+        return [PolicyVersion.from_dict(d) for d in self._docs("policies", "version", tenant_id)]
+
+    def put_vendor(self, tenant_id: str, vendor: Vendor) -> bool:
+        return self._put_doc("vendors", "key", tenant_id, vendor.key, vendor.to_dict())
+
+    def list_vendors(self, tenant_id: str) -> list[Vendor]:
+        return [Vendor.from_dict(d) for d in self._docs("vendors", "key", tenant_id)]
+
+    # --- subjects and the ledger -----------------------------------------------------------
+    _SUBJECT_COLUMNS = "subject_id, subject_ref, seq, head_hash, age_band, purposes, updated_at"
+
+    @staticmethod
+    def _record(row: tuple) -> SubjectRecord:
+        subject_id, subject_ref, seq, head_hash, age_band, purposes, updated_at = row
+        return SubjectRecord(
+            subject_id=subject_id, subject_ref=subject_ref, seq=seq, head_hash=head_hash,
+            age_band=age_band, purposes=SubjectRecord.purposes_from_json(json.loads(purposes)),
+            updated_at=updated_at,
+        )
+
+    def _load(self, conn: sqlite3.Connection, tenant_id: str, subject_id: str) -> SubjectRecord | None:
+        row = conn.execute(
+            f"SELECT {self._SUBJECT_COLUMNS} FROM subjects WHERE tenant_id = ? AND subject_id = ?",
+            (tenant_id, subject_id),
+        ).fetchone()
+        return self._record(row) if row else None
+
+    def get_subject(self, tenant_id: str, subject_id: str) -> SubjectRecord | None:
+        with self._read() as conn:
+            return self._load(conn, tenant_id, subject_id)
+
+    def get_subjects(self, tenant_id: str, subject_ids: Sequence[str]) -> dict[str, SubjectRecord]:
+        found: dict[str, SubjectRecord] = {}
+        ids = list(dict.fromkeys(subject_ids))
+        with self._read() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                for row in conn.execute(
+                    f"SELECT {self._SUBJECT_COLUMNS} FROM subjects "
+                    f"WHERE tenant_id = ? AND subject_id IN ({marks})",
+                    (tenant_id, *chunk),
+                ):
+                    record = self._record(row)
+                    found[record.subject_id] = record
+        return found
+
+    def _save(self, conn: sqlite3.Connection, tenant_id: str, record: SubjectRecord) -> None:
+        conn.execute(
+            f"INSERT OR REPLACE INTO subjects (tenant_id, {self._SUBJECT_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (tenant_id, record.subject_id, record.subject_ref, record.seq, record.head_hash,
+             record.age_band, _dumps(record.purposes_json()), record.updated_at),
+        )
+
+    def _sync_grants(self, conn: sqlite3.Connection, tenant_id: str, record: SubjectRecord,
+                     purposes: set[str]) -> None:
+        for key in purposes:
+            rec = record.purposes.get(key)
+            if rec is not None and rec.action == Action.GRANT:
+                conn.execute("INSERT OR IGNORE INTO grants VALUES (?, ?, ?)",
+                             (tenant_id, key, record.subject_id))
+            else:
+                conn.execute("DELETE FROM grants WHERE tenant_id = ? AND purpose = ? AND subject_id = ?",
+                             (tenant_id, key, record.subject_id))
+
+    def append(self, tenant_id: str, subject_id: str, plan: Plan, *, erase: bool = False) -> Appended:
+        with self._write() as conn:
+            record = self._load(conn, tenant_id, subject_id) or SubjectRecord(
+                subject_id=subject_id, subject_ref=new_subject_ref()
+            )
+            events = seal(plan(record), record)
+            if not events:
+                return Appended(record, [])
+            conn.executemany(
+                "INSERT INTO events (tenant_id, subject_ref, seq, recorded_at, event_id, purpose, doc) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(tenant_id, e["subject_ref"], e["seq"], e["recorded_at"], e["event_id"],
+                  e["purpose"], _dumps({k: v for k, v in e.items() if k != "subject_id"}))
+                 for e in events],
+            )
+            updated = apply_events(record, events)
+            if erase:
+                conn.execute("DELETE FROM subjects WHERE tenant_id = ? AND subject_id = ?",
+                             (tenant_id, subject_id))
+                conn.execute("DELETE FROM grants WHERE tenant_id = ? AND subject_id = ?",
+                             (tenant_id, subject_id))
+                conn.execute("DELETE FROM idempotency WHERE tenant_id = ? AND subject_ref = ?",
+                             (tenant_id, record.subject_ref))
+            else:
+                self._save(conn, tenant_id, updated)
+                touched = {e["purpose"] for e in events if e["action"] in _DECISIONS}
+                self._sync_grants(conn, tenant_id, updated, touched)
+        return Appended(updated, events)
+
+    def subject_events(self, tenant_id: str, subject_ref: str, after_seq: int = 0,
+                       limit: int | None = None) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT doc FROM events WHERE tenant_id = ? AND subject_ref = ? AND seq > ? "
+                "ORDER BY seq LIMIT ?",
+                (tenant_id, subject_ref, after_seq, -1 if limit is None else limit),
+            ).fetchall()
+        return [json.loads(doc) for (doc,) in rows]
+
+    def export_events(self, tenant_id: str, flt: ExportFilter) -> Iterator[dict[str, Any]]:
+        where, args = ["e.tenant_id = ?"], [tenant_id]
+        if flt.since:
+            where.append("e.recorded_at >= ?")
+            args.append(flt.since)
+        if flt.until:
+            where.append("e.recorded_at < ?")
+            args.append(flt.until)
+        if flt.purpose:
+            where.append("e.purpose = ?")
+            args.append(flt.purpose)
+        if flt.subject_ref:
+            where.append("e.subject_ref = ?")
+            args.append(flt.subject_ref)
+        if flt.after:
+            where.append("(e.recorded_at, e.seq, e.event_id) > (?, ?, ?)")
+            args += [flt.after.recorded_at, flt.after.seq, flt.after.event_id]
+        sql = (
+            "SELECT e.doc, s.subject_id FROM events e LEFT JOIN subjects s "
+            "ON s.tenant_id = e.tenant_id AND s.subject_ref = e.subject_ref "
+            f"WHERE {' AND '.join(where)} ORDER BY e.recorded_at, e.seq, e.event_id"
+        )
+        # A private connection, so a slow consumer holds no lock that writers need.
+        conn = self._connect() if not self._memory else None
+        try:
+            with self._lock if self._memory else _nullcontext():
+                cursor = (conn or self._conn()).execute(sql, args)
+                while True:
+                    rows = cursor.fetchmany(1000)
+                    if not rows:
+                        break
+                    for doc, subject_id in rows:
+                        event = json.loads(doc)
+                        event["subject_id"] = subject_id
+                        yield event
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def allowed_candidates(self, tenant_id: str, purpose: str, after: str | None,
+                           limit: int) -> list[SubjectRecord]:
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {', '.join('s.' + c.strip() for c in self._SUBJECT_COLUMNS.split(','))} "
+                "FROM grants g JOIN subjects s ON s.tenant_id = g.tenant_id AND s.subject_id = g.subject_id "
+                "WHERE g.tenant_id = ? AND g.purpose = ? AND g.subject_id > ? "
+                "ORDER BY g.subject_id LIMIT ?",
+                (tenant_id, purpose, after or "", limit),
+            ).fetchall()
+        return [self._record(row) for row in rows]
+
+    def list_subjects(self, tenant_id: str, after: str | None, limit: int) -> list[SubjectRecord]:
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {self._SUBJECT_COLUMNS} FROM subjects WHERE tenant_id = ? AND subject_id > ? "
+                "ORDER BY subject_id LIMIT ?",
+                (tenant_id, after or "", limit),
+            ).fetchall()
+        return [self._record(row) for row in rows]
+
+    def replace_record(self, tenant_id: str, record: SubjectRecord) -> None:
+        with self._write() as conn:
+            self._save(conn, tenant_id, record)
+            self._sync_grants(conn, tenant_id, record, set(record.purposes))
+
+    # --- idempotency -------------------------------------------------------------------------
+    def claim_idempotency_key(self, tenant_id: str, scope: str, key: str, request_hash: str,
+                              now: datetime) -> IdempotencyRecord | None:
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT request_hash, status, body, created_at FROM idempotency "
+                "WHERE tenant_id = ? AND scope = ? AND key = ?", (tenant_id, scope, key),
+            ).fetchone()
+            if row is not None:
+                return IdempotencyRecord(row[0], row[1], row[2], parse_ts(row[3]))
+            conn.execute(
+                "INSERT INTO idempotency (tenant_id, scope, key, request_hash, created_at) "
+                "VALUES (?, ?, ?, ?, ?)", (tenant_id, scope, key, request_hash, format_ts(now)),
+            )
+        return None
+
+    def complete_idempotency_key(self, tenant_id: str, scope: str, key: str, status: int,
+                                 body: str, subject_ref: str | None) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE idempotency SET status = ?, body = ?, subject_ref = ? "
+                "WHERE tenant_id = ? AND scope = ? AND key = ?",
+                (status, body, subject_ref, tenant_id, scope, key),
+            )
+
+    def release_idempotency_key(self, tenant_id: str, scope: str, key: str) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM idempotency WHERE tenant_id = ? AND scope = ? AND key = ?",
+                         (tenant_id, scope, key))
+
+    # --- signing keys and health ---------------------------------------------------------------
+    def list_signing_keys(self) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            rows = conn.execute("SELECT doc FROM signing_keys ORDER BY created_at, kid").fetchall()
+        return [json.loads(doc) for (doc,) in rows]
+
+    def add_signing_key(self, key: dict[str, Any]) -> None:
+        try:
+            with self._write() as conn:
+                conn.execute("INSERT INTO signing_keys (kid, created_at, doc) VALUES (?, ?, ?)",
+                             (key["kid"], key["created_at"], _dumps(key)))
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(f"signing key {key['kid']} exists") from exc
+
+    def update_signing_key(self, kid: str, changes: dict[str, Any]) -> None:
+        with self._write() as conn:
+            row = conn.execute("SELECT doc FROM signing_keys WHERE kid = ?", (kid,)).fetchone()
+            if row is not None:
+                doc = {**json.loads(row[0]), **changes}
+                conn.execute("UPDATE signing_keys SET doc = ? WHERE kid = ?", (_dumps(doc), kid))
+
+    def ping(self) -> None:
+        with self._read() as conn:
+            conn.execute("SELECT 1").fetchone()
+
+
+@contextmanager
+def _nullcontext() -> Iterator[None]:
+    yield
