@@ -1,0 +1,39 @@
+"""Settings, built once from CONSENT_* environment variables (12-factor)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///./consent.db"
+    admin_token: str | None = None
+    issuer: str = "consent_api"
+    metrics_token: str | None = None
+    key_encryption_key: str | None = None
+    max_body_bytes: int = 1_048_576
+    clock_skew_seconds: int = 300
+    subject_token_max_lifetime_s: int = 24 * 3600
+    subject_token_leeway_s: int = 60
+    consent_token_ttl_s: int = 3600
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get("CONSENT_" + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = int(raw) if f.type in ("int", int) else raw
+        return replace(cls(**values), **overrides)
+
+    def redacted(self) -> dict[str, Any]:
+        """Settings for logs: secrets replaced by whether they are set."""
+        secret = {"admin_token", "metrics_token", "key_encryption_key"}
+        return {f.name: (bool(getattr(self, f.name)) if f.name in secret else getattr(self, f.name))
+                for f in fields(self)}

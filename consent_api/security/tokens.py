@@ -1,0 +1,114 @@
+"""Every JWT of consent_api, and the only module that imports jwt.
+
+Algorithms are always pinned: the service's own tokens use the algorithm of the signing
+key named by ``kid``; a subject token is verified only with the algorithm registered for
+its ``kid``, so ``alg: none`` and an HS256 token forged with a public key both fail.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Callable
+
+import jwt
+from jwt.algorithms import get_default_algorithms
+
+from consent_api.domain.model import SubjectTokenKey
+from consent_api.errors import Invalid, Unauthorized
+
+SUBJECT_TOKEN_ALGS = ("HS256", "RS256", "ES256", "EdDSA")
+_ALGORITHMS = get_default_algorithms()
+
+
+def sign(claims: dict[str, Any], private_key: Any, kid: str, alg: str, typ: str = "JWT") -> str:
+    return jwt.encode(claims, private_key, algorithm=alg, headers={"kid": kid, "typ": typ})
+
+
+def unverified_kid(token: str) -> str | None:
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        return None
+    kid = header.get("kid")
+    return kid if isinstance(kid, str) else None
+
+
+def load_public_key(alg: str, material: str | dict) -> Any:
+    """A verification key from a PEM string or a JWK object; Invalid when it does not fit alg."""
+    try:
+        if isinstance(material, dict):
+            jwk = jwt.PyJWK(material, algorithm=alg)
+            return jwk.key
+        return _ALGORITHMS[alg].prepare_key(material)
+    except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
+        raise Invalid.field("public_key", f"not a usable {alg} public key: {exc}") from exc
+
+
+def normalise_public_key(alg: str, material: str | dict) -> str:
+    """Check a tenant's public key and return it as PEM (how it is stored)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    key = load_public_key(alg, material)
+    expected = {"RS256": rsa.RSAPublicKey, "ES256": ec.EllipticCurvePublicKey,
+                "EdDSA": ed25519.Ed25519PublicKey}[alg]
+    if not isinstance(key, expected):
+        raise Invalid.field("public_key", f"a private or non-{alg} key was given; send the public key")
+    if alg == "ES256" and key.curve.name != "secp256r1":
+        raise Invalid.field("public_key", "ES256 needs a P-256 key")
+    return key.public_bytes(serialization.Encoding.PEM,
+                            serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
+
+
+def verify_subject_token(
+    token: str,
+    find_key: Callable[[str], SubjectTokenKey | None],
+    now: datetime,
+    *,
+    max_lifetime_s: int,
+    leeway_s: int,
+    audience: str | None = None,
+) -> tuple[SubjectTokenKey, dict[str, Any]]:
+    """Verify a tenant-signed subject token; Unauthorized on any failure."""
+    kid = unverified_kid(token)
+    key = find_key(kid) if kid else None
+    if key is None or key.revoked_at is not None:
+        raise Unauthorized("unknown or revoked subject-token key (kid)")
+    verifier = key.material.encode("utf-8") if key.alg == "HS256" else load_public_key(key.alg, key.material)
+    try:
+        claims = jwt.decode(
+            token, verifier, algorithms=[key.alg],
+            options={"require": ["sub", "iat", "exp"], "verify_aud": audience is not None},
+            audience=audience, leeway=leeway_s,
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthorized("subject token expired") from exc
+    except jwt.PyJWTError as exc:
+        raise Unauthorized(f"invalid subject token: {exc}") from exc
+    iat, exp = claims.get("iat"), claims.get("exp")
+    if not isinstance(claims.get("sub"), str) or not isinstance(iat, (int, float)):
+        raise Unauthorized("invalid subject token: sub must be a string and iat a number")
+    if exp - iat > max_lifetime_s:
+        raise Unauthorized(f"subject token lives longer than {max_lifetime_s} s")
+    if iat > now.timestamp() + leeway_s:
+        raise Unauthorized("subject token issued in the future")
+    return key, claims
+
+
+def verify_service_token(token: str, jwks: dict[str, Any], *, audience: str | None = None,
+                         verify_exp: bool = True) -> dict[str, Any]:
+    """Verify a receipt, consent token or manifest with nothing but a JWKS document."""
+    kid = unverified_kid(token)
+    for jwk in jwks.get("keys", []):
+        if jwk.get("kid") == kid:
+            key = jwt.PyJWK(jwk)
+            return jwt.decode(token, key.key, algorithms=[jwk["alg"]],
+                              options={"verify_exp": verify_exp, "verify_aud": False})
+    raise Unauthorized("no key in the JWKS matches the token's kid")
+
+
+def public_jwk(public_key: Any, kid: str, alg: str) -> dict[str, Any]:
+    jwk = json.loads(_ALGORITHMS[alg].to_jwk(public_key))
+    jwk.update(kid=kid, alg=alg, use="sig")
+    return jwk

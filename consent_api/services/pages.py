@@ -1,0 +1,55 @@
+"""Cursor pagination shared by every list: opaque cursors, ``limit`` 1..500 (default 100)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from consent_api.errors import Invalid
+
+T = TypeVar("T")
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+def encode_cursor(value: Any) -> str:
+    raw = json.dumps(value, separators=(",", ":")).encode("utf-8")
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> Any:
+    if cursor is None:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, UnicodeError) as exc:
+        raise Invalid.field("cursor", "not a cursor returned by this API") from exc
+
+
+def check_limit(limit: int | None) -> int:
+    if limit is None:
+        return DEFAULT_LIMIT
+    if not 1 <= limit <= MAX_LIMIT:
+        raise Invalid.field("limit", f"must be between 1 and {MAX_LIMIT}")
+    return limit
+
+
+def slice_page(items: list[T], cursor: str | None, limit: int | None, key) -> Page[T]:
+    """Paginate a small, fully loaded list ordered by key(item) (catalog lists)."""
+    limit = check_limit(limit)
+    after = decode_cursor(cursor)
+    if after is not None and not isinstance(after, str):
+        raise Invalid.field("cursor", "not a cursor returned by this API")
+    rest = [item for item in items if after is None or key(item) > after]
+    page = rest[:limit]
+    more = len(rest) > limit
+    return Page(page, encode_cursor(key(page[-1])) if more and page else None)

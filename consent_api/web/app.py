@@ -1,0 +1,59 @@
+"""create_app(settings): the store, the signing keys, the blueprints and the problem handlers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+
+from consent_api.config import Settings
+from consent_api.domain.clock import Clock, system_clock
+from consent_api.security.signing_keys import KeyRing
+from consent_api.services.deps import Deps
+from consent_api.store.open import open_store
+from consent_api.store.port import Store
+from consent_api.web import admin, checks, ops, problems, subjects
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+}
+
+
+def create_app(settings: Settings | dict[str, Any] | None = None, *, store: Store | None = None,
+               clock: Clock | None = None) -> Flask:
+    if settings is None:
+        settings = Settings.from_env()
+    elif isinstance(settings, dict):
+        settings = Settings(**settings)
+    app = Flask(__name__)
+    app.json.ensure_ascii = False
+    app.json.sort_keys = False
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    logging.getLogger("consent_api").setLevel(settings.log_level)
+
+    store = store or open_store(settings.database_url)
+    clock = clock or system_clock
+    keys = KeyRing(store, clock, settings.key_encryption_key)
+    keys.jwks()  # create the first signing key at start-up, not on the first request
+    app.extensions["consent_api.settings"] = settings
+    app.extensions["consent_api.deps"] = Deps(
+        store=store, clock=clock, keys=keys, issuer=settings.issuer,
+        clock_skew_s=settings.clock_skew_seconds, consent_token_ttl_s=settings.consent_token_ttl_s,
+    )
+
+    for blueprint in (admin.bp, subjects.bp, checks.bp, ops.bp):
+        app.register_blueprint(blueprint)
+    problems.init_app(app)
+
+    @app.after_request
+    def _security_headers(response):
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    return app

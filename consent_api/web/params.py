@@ -1,0 +1,36 @@
+"""Query-string parsing with the same 422 answers as bodies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import request
+
+from consent_api.domain.clock import parse_ts
+from consent_api.errors import Invalid
+
+KNOWN_PAGE_PARAMS = ("cursor", "limit")
+
+
+def query_int(name: str) -> int | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise Invalid.field(name, "must be an integer") from exc
+
+
+def query_time(name: str) -> datetime | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    try:
+        return parse_ts(raw)
+    except ValueError as exc:
+        raise Invalid.field(name, "must be an RFC 3339 timestamp such as 2026-03-01T08:00:00Z") from exc
+
+
+def page_args() -> tuple[str | None, int | None]:
+    return request.args.get("cursor"), query_int("limit")

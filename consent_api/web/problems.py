@@ -1,0 +1,54 @@
+"""Every error leaves as RFC 9457 application/problem+json: {type, title, status, detail, errors?}."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from flask import Flask, Response
+from werkzeug.exceptions import HTTPException
+
+from consent_api.errors import ConsentApiError
+
+log = logging.getLogger("consent_api")
+TYPE_BASE = "https://consent-api.dev/problems/"
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem(status: int, title: str, detail: str, slug: str,
+            errors: dict[str, list[str]] | None = None, headers: dict[str, str] | None = None) -> Response:
+    body = {"type": TYPE_BASE + slug, "title": title, "status": status, "detail": detail}
+    if errors:
+        body["errors"] = errors
+    response = Response(json.dumps(body, ensure_ascii=False), status=status, mimetype=PROBLEM_JSON)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def from_error(exc: ConsentApiError) -> Response:
+    headers = getattr(exc, "headers", None)
+    return problem(exc.status, exc.title, exc.detail, exc.type_slug, exc.errors, headers)
+
+
+def _from_http(exc: HTTPException) -> Response:
+    code = exc.code or 500
+    slug = (exc.name or "error").lower().replace(" ", "-")
+    response = problem(code, exc.name or "Error", exc.description or exc.name or "", slug)
+    if code == 405 and exc.response is None:
+        allowed = getattr(exc, "valid_methods", None)
+        if allowed:
+            response.headers["Allow"] = ", ".join(allowed)
+    return response
+
+
+def _unexpected(exc: Exception) -> Response:
+    log.exception("unhandled error", extra={"error_type": type(exc).__name__})
+    return problem(500, "Internal error", "The server failed to answer; the error has been logged.",
+                   "internal")
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(ConsentApiError, from_error)
+    app.register_error_handler(HTTPException, _from_http)
+    app.register_error_handler(Exception, _unexpected)

@@ -1,0 +1,272 @@
+"""Request schemas (``...In``) validate and parse; response shapers (``..._out``) serialise.
+
+Input is strict: unknown fields are refused, booleans must be JSON booleans, numbers must be
+JSON numbers. Responses are shaped by plain functions because the read path is hot.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from consent_api.domain.clock import format_ts
+from consent_api.domain.model import (
+    POLICY_VERSION,
+    PURPOSE_KEY,
+    ActorType,
+    AgeBand,
+    ApiKey,
+    Channel,
+    Kind,
+    OsPermission,
+    PolicyVersion,
+    Purpose,
+    Scope,
+    SubjectTokenKey,
+    Vendor,
+)
+from consent_api.domain.status import PurposeState, SubjectState
+from consent_api.errors import Invalid
+from consent_api.services.catalog import CONSENT_MODE_SIGNALS
+from consent_api.services.pages import Page
+
+
+class StrictBoolean(fields.Boolean):
+    def _deserialize(self, value, attr, data, **kwargs):
+        if type(value) is not bool:
+            raise self.make_error("invalid")
+        return value
+
+
+class StrictFloat(fields.Float):
+    def _deserialize(self, value, attr, data, **kwargs):
+        if type(value) not in (int, float):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def _one_of(enum) -> validate.OneOf:
+    return validate.OneOf([str(e) for e in enum])
+
+
+Text = fields.String(validate=validate.Length(min=1, max=2000))
+Locale = fields.String(validate=validate.Regexp(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"))
+LocalizedText = fields.Dict(keys=Locale, values=fields.String(validate=validate.Length(max=4000)))
+Sha256 = fields.String(validate=validate.Regexp(r"^[0-9a-f]{64}$"), allow_none=True)
+Url = fields.Url(schemes={"http", "https"}, require_tld=False, allow_none=True)
+
+
+class TenantIn(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class KeyIn(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    type = fields.String(load_default="secret", validate=validate.OneOf(["secret", "publishable"]))
+    scopes = fields.List(fields.String(validate=_one_of(Scope)), load_default=list,
+                         validate=validate.Length(max=10))
+    origins = fields.List(fields.String(validate=validate.Length(min=1, max=300)), load_default=list,
+                          validate=validate.Length(max=50))
+
+
+class SubjectTokenKeyIn(Schema):
+    alg = fields.String(required=True, validate=validate.OneOf(["HS256", "RS256", "ES256", "EdDSA"]))
+    public_key = fields.Raw(load_default=None, allow_none=True)
+
+    @validates_schema
+    def _public_key_shape(self, data, **kwargs):
+        key = data.get("public_key")
+        if key is not None and not isinstance(key, (str, dict)):
+            raise ValidationError("a PEM string or a JWK object", "public_key")
+        if isinstance(key, str) and len(key) > 20000:
+            raise ValidationError("too long", "public_key")
+
+
+class PurposeIn(Schema):
+    kind = fields.String(required=True, validate=_one_of(Kind))
+    title = fields.Dict(keys=Locale, values=fields.String(validate=validate.Length(min=1, max=300)),
+                        required=True, validate=validate.Length(min=1))
+    description = LocalizedText
+    sensitive = StrictBoolean(load_default=False)
+    essential = StrictBoolean(load_default=False)
+    validity_days = StrictFloat(allow_none=True, load_default=None,
+                                validate=validate.Range(min=0, min_inclusive=False, max=36500))
+    reprompt_after_hours = StrictFloat(load_default=48.0, validate=validate.Range(min=0, max=87600))
+    vendors = fields.List(fields.String(validate=validate.Regexp(PURPOSE_KEY)), load_default=list,
+                          validate=validate.Length(max=200))
+    consent_mode = fields.List(fields.String(validate=validate.OneOf(CONSENT_MODE_SIGNALS)),
+                               load_default=list)
+    archived = StrictBoolean(load_default=False)
+
+
+class PolicyIn(Schema):
+    version = fields.String(required=True, validate=validate.Regexp(POLICY_VERSION))
+    effective_at = fields.AwareDateTime(load_default=None)
+    url = Url
+    sha256 = Sha256
+    material = StrictBoolean(load_default=False)
+    summary = LocalizedText
+
+
+class VendorIn(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    company = fields.String(required=True, validate=validate.Length(min=1, max=300))
+    data_collected = fields.List(fields.String(validate=validate.Length(min=1, max=300)),
+                                 load_default=list, validate=validate.Length(max=100))
+    purposes = fields.List(fields.String(validate=validate.Regexp(PURPOSE_KEY)), load_default=list,
+                           validate=validate.Length(max=100))
+    scenario = fields.String(load_default="", validate=validate.Length(max=2000))
+    privacy_policy_url = Url
+
+
+class SourceIn(Schema):
+    channel = fields.String(required=True, validate=_one_of(Channel))
+    collection_point = fields.String(allow_none=True, validate=validate.Length(max=200))
+    ui_text_sha256 = Sha256
+    sdk_version = fields.String(allow_none=True, validate=validate.Length(max=64))
+
+
+class ActorIn(Schema):
+    type = fields.String(load_default=str(ActorType.SELF), validate=_one_of(ActorType))
+    id = fields.String(allow_none=True, validate=validate.Length(min=1, max=200))
+    reason = fields.String(allow_none=True, validate=validate.Length(max=500))
+
+
+class DecisionIn(Schema):
+    purpose = fields.String(required=True, validate=validate.Regexp(PURPOSE_KEY))
+    granted = StrictBoolean(required=True)
+    separate = StrictBoolean(load_default=False)
+    os_permission = fields.String(allow_none=True, load_default=None, validate=_one_of(OsPermission))
+
+
+class DecisionsIn(Schema):
+    decisions = fields.List(fields.Nested(DecisionIn), required=True,
+                            validate=validate.Length(min=1, max=100))
+    policy_version = fields.String(required=True, validate=validate.Regexp(POLICY_VERSION))
+    source = fields.Nested(SourceIn, required=True)
+    locale = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=35))
+    actor = fields.Nested(ActorIn, allow_none=True, load_default=None)
+    age_band = fields.String(allow_none=True, load_default=None, validate=_one_of(AgeBand))
+    occurred_at = fields.AwareDateTime(allow_none=True, load_default=None)
+
+    @validates_schema
+    def _no_purpose_twice(self, data, **kwargs):
+        seen = set()
+        for i, d in enumerate(data.get("decisions") or []):
+            if d["purpose"] in seen:
+                raise ValidationError({"decisions": {i: {"purpose": [f"{d['purpose']!r} appears twice"]}}})
+            seen.add(d["purpose"])
+
+
+class WithdrawAllIn(Schema):
+    source = fields.Nested(SourceIn, required=True)
+    locale = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=35))
+
+
+class PromptsIn(Schema):
+    purposes = fields.List(fields.String(validate=validate.Regexp(PURPOSE_KEY)), required=True,
+                           validate=validate.Length(min=1, max=100))
+    source = fields.Nested(SourceIn, required=True)
+    locale = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=35))
+    os_permissions = fields.Dict(keys=fields.String(validate=validate.Regexp(PURPOSE_KEY)),
+                                 values=fields.String(validate=_one_of(OsPermission)),
+                                 load_default=dict)
+
+
+class ChecksIn(Schema):
+    purpose = fields.String(required=True, validate=validate.Regexp(PURPOSE_KEY))
+    subject_ids = fields.List(fields.String(validate=validate.Length(min=1, max=128)), required=True,
+                              validate=validate.Length(min=1, max=1000))
+
+
+def load(schema: Schema, data: Any) -> dict[str, Any]:
+    """Validate a request document; 422 with {field: [messages]} on failure."""
+    try:
+        return schema.load(data)
+    except ValidationError as exc:
+        errors = flatten(exc.messages)
+        raise Invalid("the request has invalid fields: " + ", ".join(sorted(errors)),
+                      errors=errors) from exc
+
+
+def flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    if isinstance(messages, list):
+        if all(isinstance(m, str) for m in messages):
+            return {prefix or "_body": messages}
+        flat: dict[str, list[str]] = {}
+        for m in messages:
+            for k, v in flatten(m, prefix).items():
+                flat.setdefault(k, []).extend(v)
+        return flat
+    if isinstance(messages, dict):
+        flat = {}
+        for key, value in messages.items():
+            name = "_body" if key == "_schema" and not prefix else (
+                prefix if key == "_schema" else f"{prefix}.{key}" if prefix else str(key))
+            for k, v in flatten(value, name).items():
+                flat.setdefault(k, []).extend(v)
+        return flat
+    return {prefix or "_body": [str(messages)]}
+
+
+# --- responses -------------------------------------------------------------------------------
+
+def page_out(page: Page, shape=lambda item: item) -> dict[str, Any]:
+    return {"items": [shape(item) for item in page.items], "next_cursor": page.next_cursor}
+
+
+def key_out(key: ApiKey, secret: str | None = None) -> dict[str, Any]:
+    body = {
+        "id": key.id, "name": key.name, "type": key.type, "scopes": list(key.scopes),
+        "origins": list(key.origins), "prefix": key.prefix, "created_at": format_ts(key.created_at),
+        "revoked_at": format_ts(key.revoked_at) if key.revoked_at else None,
+    }
+    if secret is not None:
+        body["key"] = secret
+    return body
+
+
+def subject_token_key_out(key: SubjectTokenKey, secret: str | None = None) -> dict[str, Any]:
+    body = {"kid": key.kid, "alg": key.alg, "created_at": format_ts(key.created_at),
+            "revoked_at": format_ts(key.revoked_at) if key.revoked_at else None}
+    if key.alg != "HS256":
+        body["public_key"] = key.material
+    if secret is not None:
+        body["secret"] = secret
+    return body
+
+
+def purpose_out(purpose: Purpose) -> dict[str, Any]:
+    return purpose.to_dict()
+
+
+def policy_out(policy: PolicyVersion) -> dict[str, Any]:
+    return policy.to_dict()
+
+
+def vendor_out(vendor: Vendor) -> dict[str, Any]:
+    return vendor.to_dict()
+
+
+def purpose_state_out(s: PurposeState) -> dict[str, Any]:
+    body = {
+        "status": str(s.status), "allowed": s.allowed, "updated_at": s.updated_at,
+        "policy_version": s.policy_version, "expires_at": s.expires_at,
+        "can_prompt": s.can_prompt, "next_prompt_at": s.next_prompt_at,
+        "os_permission": s.os_permission, "os_permission_mismatch": s.os_permission_mismatch,
+    }
+    if s.archived:
+        body["archived"] = True
+    return body
+
+
+def state_out(state: SubjectState, at: str | None = None) -> dict[str, Any]:
+    body = {
+        "subject_id": state.subject_id, "policy_version": state.policy_version,
+        "needs_reconsent": state.needs_reconsent, "age_band": state.age_band,
+        "purposes": {key: purpose_state_out(s) for key, s in state.purposes.items()},
+    }
+    if at is not None:
+        body["at"] = at
+    return body

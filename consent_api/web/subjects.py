@@ -1,0 +1,101 @@
+"""Blueprint: one subject's consents, prompts, history, consent token and erasure."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from consent_api.domain.clock import format_ts
+from consent_api.domain.model import Scope
+from consent_api.services import consents
+from consent_api.services.consents import Decision, Recorded, Submission
+from consent_api.web import schemas
+from consent_api.web.auth import caller
+from consent_api.web.context import deps, idempotency_key, json_body, request_evidence
+from consent_api.web.idempotency import idempotent
+from consent_api.web.params import page_args, query_time
+
+bp = Blueprint("subjects", __name__, url_prefix="/v1/subjects")
+
+
+def recorded_out(result: Recorded) -> dict:
+    return {"events": result.events, "state": schemas.state_out(result.state),
+            "receipt": result.receipt}
+
+
+@bp.post("/<subject_id>/consents")
+@idempotent
+def record_consents(subject_id: str):
+    """Record decisions; answers the events, the new state and a signed receipt."""
+    tenant_id = caller().require_subject(Scope.WRITE, subject_id)
+    data = schemas.load(schemas.DecisionsIn(), json_body())
+    submission = Submission(
+        decisions=[Decision(**d) for d in data["decisions"]],
+        policy_version=data["policy_version"], source=data["source"], locale=data["locale"],
+        actor=data["actor"], age_band=data["age_band"], occurred_at=data["occurred_at"],
+        evidence=request_evidence(), idempotency_key=idempotency_key(),
+    )
+    return recorded_out(consents.record(deps(), tenant_id, subject_id, submission)), 201
+
+
+@bp.post("/<subject_id>/consents/withdraw-all")
+@idempotent
+def withdraw_all(subject_id: str):
+    """Withdraw every non-essential grant in one call."""
+    tenant_id = caller().require_subject(Scope.WRITE, subject_id)
+    data = schemas.load(schemas.WithdrawAllIn(), json_body())
+    result = consents.withdraw_all(deps(), tenant_id, subject_id, data["source"], data["locale"],
+                                   request_evidence(), idempotency_key())
+    return recorded_out(result), 200
+
+
+@bp.post("/<subject_id>/prompts")
+@idempotent
+def record_prompts(subject_id: str):
+    """Record that a consent dialog was shown; starts the re-prompt cooldown."""
+    tenant_id = caller().require_subject(Scope.WRITE, subject_id)
+    data = schemas.load(schemas.PromptsIn(), json_body())
+    events = consents.record_prompts(deps(), tenant_id, subject_id, data["purposes"], data["source"],
+                                     data["locale"], request_evidence(), idempotency_key(),
+                                     data["os_permissions"])
+    return {"events": events}, 201
+
+
+@bp.get("/<subject_id>/consents")
+def get_state(subject_id: str):
+    """The subject's state now, or at a past moment with ?at=."""
+    tenant_id = caller().require_subject(Scope.READ, subject_id)
+    at = query_time("at")
+    state = consents.state(deps(), tenant_id, subject_id, at)
+    return schemas.state_out(state, format_ts(at) if at else None)
+
+
+@bp.get("/<subject_id>/consents/<purpose>")
+def get_purpose_state(subject_id: str, purpose: str):
+    """One purpose of one subject: may I use it now?"""
+    tenant_id = caller().require_subject(Scope.READ, subject_id)
+    state = consents.one_purpose(deps(), tenant_id, subject_id, purpose)
+    return {"purpose": purpose, **schemas.purpose_state_out(state)}
+
+
+@bp.get("/<subject_id>/history")
+def history(subject_id: str):
+    """The subject's events, oldest first."""
+    tenant_id = caller().require_subject(Scope.READ, subject_id)
+    return schemas.page_out(consents.history(deps(), tenant_id, subject_id, *page_args()))
+
+
+@bp.get("/<subject_id>/token")
+def consent_token(subject_id: str):
+    """A short-lived signed consent token listing the allowed purposes."""
+    tenant_id = caller().require_subject(Scope.READ, subject_id)
+    token, expires = consents.consent_token(deps(), tenant_id, subject_id)
+    return {"token": token, "expires_at": format_ts(expires)}
+
+
+@bp.delete("/<subject_id>")
+def erase(subject_id: str):
+    """Erase the subject: state and id go, the ledger keeps its proof under a pseudonym."""
+    who = caller()
+    tenant_id = who.require_scope(Scope.ADMIN)
+    consents.erase(deps(), tenant_id, subject_id, who.credential_id)
+    return "", 204
