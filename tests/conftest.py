@@ -123,3 +123,15 @@ def new_tenant(client):
 @pytest.fixture
 def tenant(new_tenant) -> TenantActions:
     return new_tenant()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """In CI every collected test must run: a skip means a tool is missing, and that fails."""
+    import os
+
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if os.environ.get("CONSENT_FAIL_ON_SKIP") == "1" and skipped and exitstatus == 0:
+        reporter.write_line(f"FAILED: {len(skipped)} test(s) skipped; CI requires every test to run",
+                            red=True)
+        session.exitstatus = 1
