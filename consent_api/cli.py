@@ -64,7 +64,8 @@ def _seed_demo(store, keys_file: str | None) -> None:
         fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write("".join(f"export {line}\n" for line in lines))
-        print(f"  (also written to {path}; load them with: . ./{path.name if path.parent == Path(".") else path})", file=sys.stderr)
+        shown = path if path.is_absolute() or "/" in keys_file else f"./{path}"
+        print(f"  (also written to {path}; load them with: . {shown})", file=sys.stderr)
 
 
 def cmd_seed_demo(args: argparse.Namespace, settings: Settings) -> int:
