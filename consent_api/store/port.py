@@ -89,6 +89,10 @@ class Store(abc.ABC):
         """Mark a key revoked (first revocation time wins); None when unknown."""
 
     @abc.abstractmethod
+    def publishable_origin_known(self, origin: str) -> bool:
+        """Is origin registered on any unrevoked publishable key (answers CORS preflights)?"""
+
+    @abc.abstractmethod
     def add_subject_token_key(self, key: SubjectTokenKey) -> None:
         """Register a key for verifying the tenant's subject tokens."""
 

@@ -230,6 +230,15 @@ class SQLiteStore(Store):
                          (_dumps(doc), tenant_id, key_id))
         return records.api_key_from(doc)
 
+    def publishable_origin_known(self, origin: str) -> bool:
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM api_keys, json_each(api_keys.doc, '$.origins') o "
+                "WHERE o.value = ? AND json_extract(api_keys.doc, '$.revoked_at') IS NULL LIMIT 1",
+                (origin,),
+            ).fetchone()
+        return row is not None
+
     def add_subject_token_key(self, key: SubjectTokenKey) -> None:
         try:
             with self._write() as conn:

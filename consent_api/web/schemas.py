@@ -174,6 +174,29 @@ class PromptsIn(Schema):
                                  load_default=dict)
 
 
+class PublicDecisionIn(Schema):
+    purpose = fields.String(required=True, validate=validate.Regexp(PURPOSE_KEY))
+    granted = StrictBoolean(required=True)
+
+
+class PublicConsentsIn(Schema):
+    subject_id = fields.String(required=True, validate=validate.Regexp(r"^anon-[A-Za-z0-9._:@+-]{1,123}$",
+                               error="an anonymous id: anon- followed by letters, digits or ._:@+-"))
+    decisions = fields.List(fields.Nested(PublicDecisionIn), required=True,
+                            validate=validate.Length(min=1, max=100))
+    policy_version = fields.String(required=True, validate=validate.Regexp(POLICY_VERSION))
+    locale = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=35))
+    gpc = StrictBoolean(load_default=False)
+
+    @validates_schema
+    def _no_purpose_twice(self, data, **kwargs):
+        seen = set()
+        for i, d in enumerate(data.get("decisions") or []):
+            if d["purpose"] in seen:
+                raise ValidationError({"decisions": {i: {"purpose": [f"{d['purpose']!r} appears twice"]}}})
+            seen.add(d["purpose"])
+
+
 class ChecksIn(Schema):
     purpose = fields.String(required=True, validate=validate.Regexp(PURPOSE_KEY))
     subject_ids = fields.List(fields.String(validate=validate.Length(min=1, max=128)), required=True,

@@ -1,0 +1,116 @@
+"""Blueprint: what browsers reach with a publishable key, and the snippet itself.
+
+CORS lives only here. A response carries Access-Control-Allow-Origin only for an Origin
+registered on a live publishable key, never ``*``; error answers carry it too, so the
+snippet can tell a final 4xx from a network failure. Preflights carry no credentials, so
+they are answered (Flask's automatic OPTIONS) for any registered Origin.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from flask import Blueprint, Response, current_app, request
+
+from consent_api.services import public
+from consent_api.services.access import PUBLISHABLE
+from consent_api.services.tenants import get_tenant
+from consent_api.web import schemas
+from consent_api.web.auth import caller
+from consent_api.web.context import deps, idempotency_key, json_body, request_evidence
+from consent_api.web.idempotency import idempotent
+from consent_api.web.subjects import recorded_out
+
+bp = Blueprint("public", __name__)
+SNIPPET = Path(__file__).with_name("static") / "consent.js"
+CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key"
+
+
+def _config_for(tenant_id: str, locale: str | None) -> dict:
+    tenant = get_tenant(deps().store, tenant_id)
+    return public.banner_config(deps(), tenant_id, tenant.name, locale)
+
+
+@bp.get("/v1/public/config")
+def config():
+    """Purposes, current policy, vendors and texts for the banner (cacheable, ETag)."""
+    tenant_id = caller().require_publishable(request.headers.get("Origin"))
+    body = json.dumps(_config_for(tenant_id, request.args.get("locale")), ensure_ascii=False,
+                      separators=(",", ":")).encode("utf-8")
+    return _cacheable(body, "application/json", max_age=60)
+
+
+@bp.post("/v1/public/consents")
+@idempotent
+def record():
+    """Record a browser's decisions for an anonymous, first-party subject id."""
+    tenant_id = caller().require_publishable(request.headers.get("Origin"))
+    data = schemas.load(schemas.PublicConsentsIn(), json_body())
+    result = public.record_anonymous(
+        deps(), tenant_id, data["subject_id"], data["decisions"], data["policy_version"],
+        data["locale"], request_evidence(gpc=data["gpc"]), idempotency_key())
+    return recorded_out(result), 201
+
+
+@bp.get("/sdk/consent.js")
+def snippet():
+    """The consent banner script; with ?key=pk_… the tenant's config is inlined."""
+    bundle = current_app.extensions.setdefault("consent_api.snippet", SNIPPET.read_bytes())
+    tenant_id = _publishable_tenant(request.args.get("key"))
+    if tenant_id is None:
+        return _cacheable(bundle, "application/javascript; charset=utf-8", max_age=3600)
+    configs = {loc: _config_for(tenant_id, loc) for loc in public.SNIPPET_LOCALES}
+    prefix = "window.__CONSENT_CONFIG__=" + json.dumps(configs, separators=(",", ":")) + ";\n"
+    return _cacheable(prefix.encode("utf-8") + bundle, "application/javascript; charset=utf-8",
+                      max_age=300)
+
+
+def _publishable_tenant(key: str | None) -> str | None:
+    if not key or not key.startswith("pk_"):
+        return None
+    from consent_api.security.apikeys import hash_key
+
+    found = deps().store.find_api_key(hash_key(key))
+    if found is None or found.revoked_at is not None or found.type != "publishable":
+        return None
+    return found.tenant_id
+
+
+def _cacheable(body: bytes, mimetype: str, max_age: int) -> Response:
+    etag = hashlib.sha256(body).hexdigest()[:32]
+    if etag in request.if_none_match:
+        response = Response(status=304)
+    else:
+        response = Response(body, mimetype=mimetype)
+    response.set_etag(etag)
+    response.headers["Cache-Control"] = f"public, max-age={max_age}"
+    response.vary.update(("Authorization", "Origin"))
+    return response
+
+
+@bp.after_app_request
+def _cors(response: Response) -> Response:
+    if not request.path.startswith("/v1/public/"):
+        return response
+    origin = request.headers.get("Origin")
+    response.vary.add("Origin")
+    if not origin or not _origin_allowed(origin.lower()):
+        return response
+    response.headers["Access-Control-Allow-Origin"] = origin
+    response.headers["Access-Control-Expose-Headers"] = "ETag, Retry-After, Idempotent-Replayed"
+    if request.method == "OPTIONS":
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST"
+        response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
+        response.headers["Access-Control-Max-Age"] = "600"
+    return response
+
+
+def _origin_allowed(origin: str) -> bool:
+    from flask import g
+
+    principal = g.get("principal")
+    if principal is not None and principal.kind == PUBLISHABLE:
+        return origin in principal.origins
+    return deps().store.publishable_origin_known(origin)
