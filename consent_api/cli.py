@@ -112,6 +112,16 @@ def cmd_rebuild_state(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if report.broken_chains or (args.check and report.differences) else 0
 
 
+def cmd_rotate_signing_key(args: argparse.Namespace, settings: Settings) -> int:
+    from consent_api.security.signing_keys import KeyRing
+
+    keys = KeyRing(_store(settings), system_clock, settings.key_encryption_key)
+    kid = keys.rotate()
+    print(f"new signing key {kid} is active; older keys stay in the JWKS and keep verifying "
+          "what they signed (running servers pick the new key up within a minute)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="consent-api", description="Collect, prove and honour users' consent, per purpose.",
@@ -151,6 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     seed = sub.add_parser("seed-demo", help="create the demo tenant with common app purposes")
     seed.add_argument("--keys-file", default=None, help="also write the keys to this file (mode 0600)")
     seed.set_defaults(func=cmd_seed_demo)
+
+    rotate = sub.add_parser("rotate-signing-key",
+                            help="make a new signing key for receipts, tokens and manifests")
+    rotate.set_defaults(func=cmd_rotate_signing_key)
 
     rebuild = sub.add_parser("rebuild-state", help="recompute every state from the ledger")
     rebuild.add_argument("--check", action="store_true", help="report differences without fixing them")

@@ -77,22 +77,26 @@ def verify_subject_token(
         raise Unauthorized("unknown or revoked subject-token key (kid)")
     verifier = key.material.encode("utf-8") if key.alg == "HS256" else load_public_key(key.alg, key.material)
     try:
+        # Time claims are checked below against the service clock, not the host's.
         claims = jwt.decode(
             token, verifier, algorithms=[key.alg],
-            options={"require": ["sub", "iat", "exp"], "verify_aud": audience is not None},
-            audience=audience, leeway=leeway_s,
+            options={"require": ["sub", "iat", "exp"], "verify_aud": audience is not None,
+                     "verify_exp": False, "verify_iat": False, "verify_nbf": False},
+            audience=audience,
         )
-    except jwt.ExpiredSignatureError as exc:
-        raise Unauthorized("subject token expired") from exc
     except jwt.PyJWTError as exc:
         raise Unauthorized(f"invalid subject token: {exc}") from exc
-    iat, exp = claims.get("iat"), claims.get("exp")
-    if not isinstance(claims.get("sub"), str) or not isinstance(iat, (int, float)):
-        raise Unauthorized("invalid subject token: sub must be a string and iat a number")
+    iat, exp, nbf = claims.get("iat"), claims.get("exp"), claims.get("nbf")
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (iat, exp))
+    if not isinstance(claims.get("sub"), str) or not numbers:
+        raise Unauthorized("invalid subject token: sub must be a string, iat and exp numbers")
+    t = now.timestamp()
+    if exp <= t - leeway_s:
+        raise Unauthorized("subject token expired")
+    if iat > t + leeway_s or (isinstance(nbf, (int, float)) and nbf > t + leeway_s):
+        raise Unauthorized("subject token is not valid yet (iat or nbf in the future)")
     if exp - iat > max_lifetime_s:
         raise Unauthorized(f"subject token lives longer than {max_lifetime_s} s")
-    if iat > now.timestamp() + leeway_s:
-        raise Unauthorized("subject token issued in the future")
     return key, claims
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from consent_api.domain.clock import format_ts
@@ -311,11 +311,11 @@ def history(deps: Deps, tenant_id: str, subject_id: str, cursor: str | None,
 def consent_token(deps: Deps, tenant_id: str, subject_id: str) -> tuple[str, datetime]:
     """A short-lived signed list of allowed purposes, for checks without a call per message."""
     current = state(deps, tenant_id, subject_id)
-    now = deps.clock()
-    expires = now + timedelta(seconds=deps.consent_token_ttl_s)
+    iat = int(deps.clock().timestamp())
+    expires = datetime.fromtimestamp(iat + deps.consent_token_ttl_s, timezone.utc)
     token = deps.keys.sign({
-        "iss": deps.issuer, "sub": subject_id, "iat": int(now.timestamp()),
-        "exp": int(expires.timestamp()), "tenant_id": tenant_id,
+        "iss": deps.issuer, "sub": subject_id, "iat": iat,
+        "exp": iat + deps.consent_token_ttl_s, "tenant_id": tenant_id,
         "allowed": sorted(k for k, s in current.purposes.items() if s.allowed),
     })
     return token, expires
