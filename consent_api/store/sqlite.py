@@ -219,16 +219,21 @@ class SQLiteStore(Store):
         return [records.api_key_from(json.loads(doc)) for (doc,) in rows]
 
     def revoke_api_key(self, tenant_id: str, key_id: str, at: datetime) -> ApiKey | None:
+        doc = self._revoke("api_keys", "id", tenant_id, key_id, at)
+        return records.api_key_from(doc) if doc else None
+
+    def _revoke(self, table: str, column: str, tenant_id: str, key: str, at: datetime) -> dict | None:
+        """Stamp revoked_at on a credential's document; the first revocation time wins."""
         with self._write() as conn:
-            row = conn.execute("SELECT doc FROM api_keys WHERE tenant_id = ? AND id = ?",
-                               (tenant_id, key_id)).fetchone()
+            row = conn.execute(f"SELECT doc FROM {table} WHERE tenant_id = ? AND {column} = ?",
+                               (tenant_id, key)).fetchone()
             if row is None:
                 return None
             doc = json.loads(row[0])
             doc["revoked_at"] = doc.get("revoked_at") or format_ts(at)
-            conn.execute("UPDATE api_keys SET doc = ? WHERE tenant_id = ? AND id = ?",
-                         (_dumps(doc), tenant_id, key_id))
-        return records.api_key_from(doc)
+            conn.execute(f"UPDATE {table} SET doc = ? WHERE tenant_id = ? AND {column} = ?",
+                         (_dumps(doc), tenant_id, key))
+        return doc
 
     def publishable_origin_known(self, origin: str) -> bool:
         with self._read() as conn:
@@ -260,15 +265,8 @@ class SQLiteStore(Store):
         return sorted(keys, key=lambda k: (k.created_at, k.kid))
 
     def revoke_subject_token_key(self, tenant_id: str, kid: str, at: datetime) -> SubjectTokenKey | None:
-        with self._write() as conn:
-            row = conn.execute("SELECT doc FROM subject_token_keys WHERE tenant_id = ? AND kid = ?",
-                               (tenant_id, kid)).fetchone()
-            if row is None:
-                return None
-            doc = json.loads(row[0])
-            doc["revoked_at"] = doc.get("revoked_at") or format_ts(at)
-            conn.execute("UPDATE subject_token_keys SET doc = ? WHERE kid = ?", (_dumps(doc), kid))
-        return records.subject_token_key_from(doc)
+        doc = self._revoke("subject_token_keys", "kid", tenant_id, kid, at)
+        return records.subject_token_key_from(doc) if doc else None
 
     # --- catalog ---------------------------------------------------------------------------
     def _put_doc(self, table: str, column: str, tenant_id: str, key: str, doc: dict) -> bool:

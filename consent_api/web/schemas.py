@@ -133,6 +133,14 @@ class ActorIn(Schema):
     reason = fields.String(allow_none=True, validate=validate.Length(max=500))
 
 
+def _each_purpose_once(data: dict) -> None:
+    seen = set()
+    for i, d in enumerate(data.get("decisions") or []):
+        if d["purpose"] in seen:
+            raise ValidationError({"decisions": {i: {"purpose": [f"{d['purpose']!r} appears twice"]}}})
+        seen.add(d["purpose"])
+
+
 class DecisionIn(Schema):
     purpose = fields.String(required=True, validate=validate.Regexp(PURPOSE_KEY))
     granted = StrictBoolean(required=True)
@@ -150,13 +158,7 @@ class DecisionsIn(Schema):
     age_band = fields.String(allow_none=True, load_default=None, validate=_one_of(AgeBand))
     occurred_at = fields.AwareDateTime(allow_none=True, load_default=None)
 
-    @validates_schema
-    def _no_purpose_twice(self, data, **kwargs):
-        seen = set()
-        for i, d in enumerate(data.get("decisions") or []):
-            if d["purpose"] in seen:
-                raise ValidationError({"decisions": {i: {"purpose": [f"{d['purpose']!r} appears twice"]}}})
-            seen.add(d["purpose"])
+    _no_purpose_twice = validates_schema(lambda self, data, **kw: _each_purpose_once(data))
 
 
 class WithdrawAllIn(Schema):
@@ -188,13 +190,7 @@ class PublicConsentsIn(Schema):
     locale = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=35))
     gpc = StrictBoolean(load_default=False)
 
-    @validates_schema
-    def _no_purpose_twice(self, data, **kwargs):
-        seen = set()
-        for i, d in enumerate(data.get("decisions") or []):
-            if d["purpose"] in seen:
-                raise ValidationError({"decisions": {i: {"purpose": [f"{d['purpose']!r} appears twice"]}}})
-            seen.add(d["purpose"])
+    _no_purpose_twice = validates_schema(lambda self, data, **kw: _each_purpose_once(data))
 
 
 class ChecksIn(Schema):
