@@ -373,6 +373,7 @@ class SQLiteStore(Store):
                 subject_id=subject_id, subject_ref=new_subject_ref()
             )
             events = seal(plan(record), record)
+            records.check_draft_tenant(tenant_id, events)
             if not events:
                 return Appended(record, [])
             conn.executemany(
