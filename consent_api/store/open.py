@@ -1,0 +1,65 @@
+"""open_store(url): the one place a database URL becomes a Store adapter.
+
+    sqlite:///relative/path.db    sqlite:////absolute/path.db    sqlite:///:memory:
+    mongodb://host/dbname?...     mongodb+srv://cluster/dbname   (database defaults to consent_api)
+    mongomock://  or  mongomock://dbname                          (ephemeral, tests only)
+
+Drivers are imported only for the scheme asked for, so SQLite needs no pymongo.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from consent_api.store.port import Store
+
+DEFAULT_MONGO_DB = "consent_api"
+_SQLITE_PREFIX = "sqlite:///"
+
+
+def open_store(url: str) -> Store:
+    """The adapter for a CONSENT_DATABASE_URL; ValueError for a URL it cannot serve."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme == "sqlite":
+        return _open_sqlite(url)
+    if scheme in ("mongodb", "mongodb+srv"):
+        return _open_mongodb(url)
+    if scheme == "mongomock":
+        return _open_mongomock(url)
+    raise ValueError(
+        f"unsupported database URL {url!r}: expected sqlite:///path.db, mongodb://…, "
+        "mongodb+srv://… or mongomock://"
+    )
+
+
+def _open_sqlite(url: str) -> Store:
+    from consent_api.store.sqlite import SQLiteStore
+
+    if not url.startswith(_SQLITE_PREFIX) or len(url) == len(_SQLITE_PREFIX):
+        raise ValueError(
+            f"SQLite URL {url!r} needs a path: sqlite:///relative.db, sqlite:////abs.db or "
+            "sqlite:///:memory:"
+        )
+    return SQLiteStore(url[len(_SQLITE_PREFIX):].split("?", 1)[0])
+
+
+def _open_mongodb(url: str) -> Store:
+    import pymongo
+
+    from consent_api.store.mongo import MongoStore
+
+    client = pymongo.MongoClient(
+        url, w="majority", retryWrites=True, serverSelectionTimeoutMS=5000, tz_aware=True
+    )
+    return MongoStore(client, client.get_default_database(DEFAULT_MONGO_DB).name)
+
+
+def _open_mongomock(url: str) -> Store:
+    import mongomock
+
+    from consent_api.store.mongo import MongoStore
+    from consent_api.store.mongomock_atomic import atomic_client
+
+    parts = urlsplit(url)
+    db_name = parts.netloc or parts.path.strip("/") or DEFAULT_MONGO_DB
+    return MongoStore(atomic_client(mongomock.MongoClient(tz_aware=True)), db_name)
