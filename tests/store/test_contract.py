@@ -432,6 +432,15 @@ def test_replace_record_overwrites_the_state(store):
     assert [r.subject_id for r in store.allowed_candidates("t1", "push", None, 10)] == ["u1"]
 
 
+def test_replace_record_drops_audiences_of_purposes_the_record_no_longer_has(store):
+    record = append(store, "t1", "u1", draft("push"), draft("sms")).record
+
+    store.replace_record("t1", replace(record, purposes={"sms": record.purposes["sms"]}))
+
+    assert store.allowed_candidates("t1", "push", None, 10) == []
+    assert [r.subject_id for r in store.allowed_candidates("t1", "sms", None, 10)] == ["u1"]
+
+
 # --- idempotency ---------------------------------------------------------------------------------
 
 def test_an_idempotency_key_is_claimed_once_and_answers_replays(store):
