@@ -251,6 +251,7 @@ def test_get_subjects_returns_the_records_that_exist(store):
 
     assert store.get_subjects("t1", ["b", "missing", "a", "b"]) == {"a": a, "b": b}
     assert store.get_subjects("t1", []) == {}
+    assert store.get_subjects("t1", [f"x{i}" for i in range(1200)] + ["b"]) == {"b": b}  # past one batch
 
 
 def test_subject_events_page_by_seq(store):
