@@ -16,7 +16,7 @@ from typing import Any
 
 import jsonschema
 import yaml
-from openapi_core import OpenAPI
+from openapi_core import Config, OpenAPI
 from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAPIResponse
 from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotFound
 from werkzeug.wrappers import Request
@@ -36,7 +36,8 @@ def spec() -> dict[str, Any]:
 
 @cache
 def openapi() -> OpenAPI:
-    return OpenAPI.from_dict(spec())
+    config = Config(extra_media_type_deserializers={"application/problem+json": json.loads})
+    return OpenAPI.from_dict(spec(), config=config)
 
 
 def documented_operations(document: dict[str, Any] | None = None) -> set[tuple[str, str]]:
@@ -74,6 +75,8 @@ def check_response(response) -> str | None:
         jsonschema.validate(body, problem_schema())
         assert body["status"] == response.status_code
         assert "Traceback" not in response.get_data(as_text=True)
+    if response.status_code == 500:
+        return None  # any operation may fail unexpectedly; the rules above are all it promises
     request = sent_request(response)
     try:
         openapi().validate_response(request, WerkzeugOpenAPIResponse(response))
