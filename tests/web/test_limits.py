@@ -96,3 +96,37 @@ def test_an_unexpected_error_is_a_bare_500_and_the_log_keeps_no_token(api, monke
     logged = caplog.text
     assert "RuntimeError" in logged  # the operator can still find out what broke
     assert tenant.reader not in logged and tenant.admin not in logged
+
+
+def test_over_the_rate_limit_is_429_with_retry_after_per_credential(operator):
+    limited = make_app(rate_limit="12/minute")
+    api = Api(limited.test_client())
+    tenant = api.tenant()  # the operator's and the admin key's budgets, not the reader's
+    for _ in range(12):
+        api.get("/v1/purposes", token=tenant.reader, expect=200)
+    response = api.get("/v1/purposes", token=tenant.reader, expect=429)
+    retry = int(response.headers["Retry-After"])
+    assert 1 <= retry <= 60
+    assert response.get_json()["type"].endswith("/rate-limited")
+    for name in SECURITY_HEADERS:
+        assert response.headers[name]
+    # another credential has its own budget; health checks and documents are never limited
+    api.get("/v1/purposes", token=tenant.writer, expect=403)
+    for _ in range(5):
+        api.get("/healthz", expect=200)
+        api.get("/v1/openapi.yaml", expect=200)
+
+
+def test_requests_without_credentials_count_against_the_address():
+    api = Api(make_app(rate_limit="2/minute").test_client())
+    api.get("/v1/purposes", expect=401)
+    api.get("/v1/purposes", token="sk_unknown", expect=401)
+    api.get("/v1/purposes", expect=429)
+
+
+def test_rate_limit_off_and_a_bad_setting_fails_at_start():
+    api = Api(make_app(rate_limit="off").test_client())
+    for _ in range(50):
+        api.get("/v1/purposes", expect=401)
+    with pytest.raises(ValueError, match="CONSENT_RATE_LIMIT"):
+        make_app(rate_limit="lots")
