@@ -10,7 +10,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from consent_api.domain.clock import format_ts
+from consent_api.domain.clock import format_ts, parse_rfc3339
 from consent_api.domain.model import (
     POLICY_VERSION,
     PURPOSE_KEY,
@@ -44,6 +44,20 @@ class StrictFloat(fields.Float):
         if type(value) not in (int, float):
             raise self.make_error("invalid")
         return super()._deserialize(value, attr, data, **kwargs)
+
+
+class Timestamp(fields.Field):
+    """RFC 3339 with an offset, as an aware UTC datetime (marshmallow's ISO parsing is laxer)."""
+
+    default_error_messages = {"invalid": "Not a valid datetime."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        try:
+            return parse_rfc3339(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from exc
 
 
 def _one_of(enum) -> validate.OneOf:
@@ -102,7 +116,7 @@ class PurposeIn(Schema):
 
 class PolicyIn(Schema):
     version = fields.String(required=True, validate=validate.Regexp(POLICY_VERSION))
-    effective_at = fields.AwareDateTime(load_default=None)
+    effective_at = Timestamp(load_default=None, allow_none=True)
     url = Url
     sha256 = Sha256
     material = StrictBoolean(load_default=False)
@@ -148,7 +162,7 @@ class DecisionsIn(Schema):
     locale = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=35))
     actor = fields.Nested(ActorIn, allow_none=True, load_default=None)
     age_band = fields.String(allow_none=True, load_default=None, validate=_one_of(AgeBand))
-    occurred_at = fields.AwareDateTime(allow_none=True, load_default=None)
+    occurred_at = Timestamp(allow_none=True, load_default=None)
 
     @validates_schema
     def _no_purpose_twice(self, data, **kwargs):

@@ -1,0 +1,34 @@
+"""Inputs that once broke the service, found while fuzzing it; each stays a 4xx (or a valid 2xx)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.world import decisions
+
+
+@pytest.mark.parametrize("at", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-23:00"])
+def test_a_timestamp_outside_the_utc_years_is_422_not_500(api, at):
+    t = api.tenant()
+    api.post("/v1/subjects/u-1/consents", json=decisions(("location", True)), token=t.writer, expect=201)
+    response = api.get(f"/v1/subjects/u-1/consents?at={at.replace('+', '%2B')}", token=t.reader)
+    assert response.status_code == 422
+    assert "at" in response.get_json()["errors"]
+    api.post("/v1/policies", json={"version": "late", "effective_at": at}, token=t.admin, expect=422)
+    api.post("/v1/subjects/u-1/consents", json=decisions(("location", True), occurred_at=at),
+             token=t.writer, expect=422)
+
+
+def test_a_policy_in_year_one_is_answered_in_rfc_3339(api):
+    t = api.tenant()
+    policy = api.post("/v1/policies", json={"version": "ancient", "effective_at": "0001-01-01T00:00:00Z"},
+                      token=t.admin, expect=201).get_json()
+    assert policy["effective_at"] == "0001-01-01T00:00:00.000000Z"
+    api.get("/v1/policies", token=t.reader, expect=200)
+
+
+@pytest.mark.parametrize("value", ["2026-03-01T08:00Z", "20260301T080000Z", "2026-03-01 08:00:00Z",
+                                   "2026-W09-1T08:00:00Z", "2026-03-01T08:00:00"])
+def test_timestamps_must_be_rfc_3339(api, value):
+    t = api.tenant()
+    api.post("/v1/policies", json={"version": "v2", "effective_at": value}, token=t.admin, expect=422)
