@@ -14,9 +14,10 @@ from typing import Any
 
 from consent_api.domain.clock import format_ts, parse_ts
 
-PURPOSE_KEY = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
-POLICY_VERSION = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-SUBJECT_ID = re.compile(r"^[A-Za-z0-9._:@+-]{1,128}$")
+# \Z, not $: Python's $ also matches before a trailing newline, so "push\n" would pass.
+PURPOSE_KEY = re.compile(r"^[a-z][a-z0-9_.-]{0,63}\Z")
+POLICY_VERSION = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
+SUBJECT_ID = re.compile(r"^[A-Za-z0-9._:@+-]{1,128}\Z")
 DEFAULT_REPROMPT_HOURS = 48.0
 
 

@@ -65,9 +65,9 @@ def _one_of(enum) -> validate.OneOf:
 
 
 Text = fields.String(validate=validate.Length(min=1, max=2000))
-Locale = fields.String(validate=validate.Regexp(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"))
+Locale = fields.String(validate=validate.Regexp(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*\Z"))
 LocalizedText = fields.Dict(keys=Locale, values=fields.String(validate=validate.Length(max=4000)))
-Sha256 = fields.String(validate=validate.Regexp(r"^[0-9a-f]{64}$"), allow_none=True)
+Sha256 = fields.String(validate=validate.Regexp(r"^[0-9a-f]{64}\Z"), allow_none=True)
 Url = fields.Url(schemes={"http", "https"}, require_tld=False, allow_none=True)
 
 

@@ -32,3 +32,18 @@ def test_a_policy_in_year_one_is_answered_in_rfc_3339(api):
 def test_timestamps_must_be_rfc_3339(api, value):
     t = api.tenant()
     api.post("/v1/policies", json={"version": "v2", "effective_at": value}, token=t.admin, expect=422)
+
+
+def test_a_trailing_newline_never_passes_a_pattern(api):
+    """Python's `$` matches before a final newline; keys, ids and versions must not end in one."""
+    t = api.tenant()
+    title = {"en": "Push"}
+    api.put("/v1/purposes/push%0A", json={"kind": "processing", "title": title}, token=t.admin, expect=422)
+    api.put("/v1/purposes/push", json={"kind": "processing", "title": {"en\n": "Push"}}, token=t.admin, expect=422)
+    api.post("/v1/policies", json={"version": "v9\n"}, token=t.admin, expect=422)
+    api.post("/v1/policies", json={"version": "v9", "sha256": "a" * 64 + "\n"}, token=t.admin, expect=422)
+    api.post("/v1/subjects/u-1%0A/consents", json=decisions(("location", True)), token=t.writer, expect=422)
+    api.post("/v1/subjects/u-1/consents", json={**decisions(("location", True)), "policy_version": "2026-01\n"},
+             token=t.writer, expect=422)
+    assert [p["key"] for p in api.get("/v1/purposes", token=t.reader).get_json()["items"]
+            if "\n" in p["key"]] == []
