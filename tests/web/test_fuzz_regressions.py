@@ -47,3 +47,12 @@ def test_a_trailing_newline_never_passes_a_pattern(api):
              token=t.writer, expect=422)
     assert [p["key"] for p in api.get("/v1/purposes", token=t.reader).get_json()["items"]
             if "\n" in p["key"]] == []
+
+
+@pytest.mark.parametrize("path", ["/v1/keys", "/v1/purposes", "/v1/policies", "/v1/vendors",
+                                  "/v1/audiences/location", "/v1/subjects/u-1/history"])
+def test_an_empty_cursor_is_the_first_page(api, path):
+    t = api.tenant()
+    api.post("/v1/subjects/u-1/consents", json=decisions(("location", True)), token=t.writer, expect=201)
+    first = api.get(path, token=t.admin, expect=200).get_json()
+    assert api.get(f"{path}?cursor=", token=t.admin, expect=200).get_json() == first
