@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.world import decisions
+from tests.support.world import bearer, decisions
 
 
 @pytest.mark.parametrize("at", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-23:00"])
@@ -56,3 +56,16 @@ def test_an_empty_cursor_is_the_first_page(api, path):
     api.post("/v1/subjects/u-1/consents", json=decisions(("location", True)), token=t.writer, expect=201)
     first = api.get(path, token=t.admin, expect=200).get_json()
     assert api.get(f"{path}?cursor=", token=t.admin, expect=200).get_json() == first
+
+
+def test_dot_segments_are_neither_subject_ids_nor_policy_versions(api):
+    """A client sends /v1/subjects/../consents as /v1/consents: such ids could be written
+    (percent-encoded) but never read back."""
+    t = api.tenant()
+    for dots in ("%2E", "%2E%2E"):  # openapi-core would resolve the dot segments; check by hand
+        response = api.client.post(f"/v1/subjects/{dots}/consents", json=decisions(("location", True)),
+                                   headers=bearer(t.writer))
+        assert response.status_code == 422 and "subject_id" in response.get_json()["errors"]
+    api.post("/v1/policies", json={"version": ".."}, token=t.admin, expect=422)
+    api.post("/v1/subjects/.../consents", json=decisions(("location", True)),
+             token=t.writer, expect=201)  # three dots are an ordinary id
