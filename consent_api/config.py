@@ -20,6 +20,12 @@ class Settings:
     subject_token_leeway_s: int = 60
     consent_token_ttl_s: int = 3600
     log_level: str = "INFO"
+    # Per credential, as a `limits` string ("600/minute", "50/second;10000/day"); "off" disables.
+    # The default is far above what one key sends in tests and benchmarks.
+    rate_limit: str = "20000/second"
+    # A `limits` storage URI: memory:// counts per worker process; redis:// or mongodb:// share
+    # the counters between processes and machines.
+    rate_limit_storage: str = "memory://"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
