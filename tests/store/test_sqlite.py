@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from consent_api.errors import Unavailable
-from consent_api.store.sqlite import PURGE_BATCH, SCHEMA_VERSION, SQLiteStore
+from consent_api.store.sqlite import PAGE_SIZE, PURGE_BATCH, SCHEMA_VERSION, SQLiteStore
 from tests.store.drafts import append, at, draft, tenant, ts
 
 
@@ -123,3 +123,29 @@ def test_claims_purge_expired_idempotency_records():
     assert keys() == 5 + 2  # one batch purged per claim, bounded
     store.claim_idempotency_key("t1", "k1", "newer", "h", at(24 * 60 + 2))
     assert keys() == 3  # young, new, newer
+
+
+def test_event_rows_of_a_kilobyte_and_more_stay_on_their_pages(tmp_path):
+    store = SQLiteStore(str(tmp_path / "pages.db"))
+    point = "设置页 / 隐私 / 个性化推荐开关" * 20  # pads each stored event to ~1.6 KB of JSON
+    append(store, "t1", "u1", *[draft(f"p{i}", source={"channel": "ios", "collection_point": point})
+                                for i in range(40)])
+
+    conn = store._conn()
+    assert conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE
+    stored = conn.execute("SELECT MIN(LENGTH(CAST(doc AS BLOB))) FROM events").fetchone()[0]
+    assert stored > 1100
+    overflow = conn.execute("SELECT COUNT(*) FROM dbstat WHERE name = 'events' AND pagetype = 'overflow'")
+    assert overflow.fetchone()[0] == 0
+
+
+def test_a_file_made_with_smaller_pages_keeps_them_and_works(tmp_path):
+    path = str(tmp_path / "old.db")
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA page_size=4096")
+        conn.execute("PRAGMA journal_mode=WAL")
+    store = SQLiteStore(path)
+    done = append(store, "t1", "u1", draft("push"))
+
+    assert store._conn().execute("PRAGMA page_size").fetchone()[0] == 4096
+    assert store.get_subject("t1", "u1") == done.record
