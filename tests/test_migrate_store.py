@@ -154,8 +154,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(history, source_url, target
 def test_verification_finds_a_chain_that_differs(history, source_url, target):
     source = open_store(source_url)
     copy_store(source, target)
-    tenant = next(source.iter_tenants())
-    chain = next(c for c in source.iter_chains(tenant.id) if c.subject_id == "user-003")
+    chain = next(c for c in source.iter_chains(history["acme"].id) if c.subject_id == "user-003")
     target.db["events"].delete_one({"subject_ref": chain.subject_ref, "seq": chain.seq})
 
     verdict = verify_copy(source, target)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -236,3 +237,14 @@ def test_an_unexpected_error_is_logged_with_its_request_id(app, client, capsys, 
     [error] = [line for line in log_lines(capsys.readouterr().err) if line["level"] == "error"]
     assert error["request_id"] == "trace-500b" and error["error_type"] == "RuntimeError"
     assert "RuntimeError: boom" in error["exc"]
+
+
+def test_every_metric_the_readme_shows_is_served(tenant, client):
+    tenant.grant("r1", "push")
+    served = client.get("/metrics").get_data(as_text=True)
+    readme = (ROOT / "README.md").read_text()
+
+    shown = set(re.findall(r"^(consent_api_[a-z_]+)\{", readme, flags=re.M))
+    assert len(shown) >= 4
+    for name in shown:
+        assert re.search(rf"^{name}\{{", served, flags=re.M), name
