@@ -80,8 +80,9 @@ def install(level: str) -> None:
     if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
         handler = _StderrHandler()
         handler.setFormatter(JsonFormatter())
+        # Records still propagate (pytest's caplog sees them); granian configures no root
+        # handler, so under `consent-api serve` each record is written once, by this handler.
         logger.addHandler(handler)
-        logger.propagate = False  # one line per event, whatever the host configured on the root
 
 
 def init_app(app: Flask) -> None:
