@@ -183,6 +183,11 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
+def _changed_definition(exc: OperationFailure) -> bool:
+    """An index of that name exists with other keys or options (IndexOptionsConflict/KeySpecsConflict)."""
+    return exc.code in (85, 86) or "already exists with different options" in str(exc)
+
+
 def _spec(keys: list[tuple[str, Any]]) -> str:
     return ", ".join(f"{name}: {direction}" for name, direction in keys)
 
@@ -285,13 +290,23 @@ class MongoStore(Store):
         done = []
         for collection, keys, options in INDEXES:
             extra = [k for k in ("unique", "expireAfterSeconds") if k in options]
+            outcome = "ensured"
             try:
-                self._db[collection].create_index(keys, **options)
+                try:
+                    self._db[collection].create_index(keys, **options)
+                except OperationFailure as exc:
+                    if not _changed_definition(exc):
+                        raise
+                    # Ours, declared differently by an earlier release (subjects' subject_ref
+                    # index was unique): replace it.
+                    self._db[collection].drop_index(options["name"])
+                    self._db[collection].create_index(keys, **options)
+                    outcome = "rebuilt (its definition changed)"
             except OperationFailure as exc:  # e.g. a unique index a sharded collection refuses
                 raise Unavailable(f"MongoDB store: index {collection}.{options['name']} cannot be "
                                   f"created: {exc}") from exc
             done.append(f"{collection}: index {options['name']} ({_spec(keys)})"
-                        + "".join(f" {k}={options[k]}" for k in extra) + " ensured")
+                        + "".join(f" {k}={options[k]}" for k in extra) + f" {outcome}")
         self._indexes_ready = True
         return done
 

@@ -114,6 +114,19 @@ def test_a_store_that_was_unreachable_creates_its_indexes_once_the_server_answer
     assert append(store, "t1", "u1", draft("push")).events[0]["seq"] == 1
 
 
+def test_an_index_declared_differently_by_an_earlier_release_is_rebuilt():
+    store = open_store("mongomock://upgraded")
+    store.db["subjects"].create_index([("tenant_id", 1), ("subject_ref", 1)], name="tenant_id_subject_ref",
+                                      unique=True)  # as the first MongoStore declared it
+
+    lines = store.migrate()
+
+    assert "subjects: index tenant_id_subject_ref (tenant_id: 1, subject_ref: 1) rebuilt (its definition " \
+           "changed)" in lines
+    assert_indexes_exist(store.db)
+    assert "subjects: index tenant_id_subject_ref (tenant_id: 1, subject_ref: 1) ensured" in store.migrate()
+
+
 def test_an_index_the_server_refuses_is_named_in_the_error(monkeypatch):
     store = open_store("mongomock://refused")
 
