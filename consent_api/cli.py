@@ -1,4 +1,4 @@
-"""consent-api: serve, tenant create, key create, seed-demo, rebuild-state.
+"""consent-api: serve, tenant create, key create, seed-demo, rebuild-state, migrate, migrate-store.
 
 Every command reads CONSENT_DATABASE_URL (default sqlite:///./consent.db)."""
 
@@ -7,7 +7,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from consent_api import __version__
@@ -15,10 +18,33 @@ from consent_api.config import Settings
 from consent_api.domain.clock import system_clock
 
 
-def _store(settings: Settings):
-    from consent_api.store.open import open_store
+def _store(settings: Settings, url: str | None = None):
+    from consent_api.store.open import MongoOptions, open_store
 
-    return open_store(settings.database_url)
+    return open_store(url or settings.database_url, MongoOptions(**settings.mongo_options()))
+
+
+def _shown(url: str) -> str:
+    """A database URL fit for a terminal: the password replaced."""
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+
+
+def _metrics_dir() -> tuple[Path, bool]:
+    """Where granian's workers pool their metrics (prometheus_client multiprocess mode), and
+    whether it was made here (and is to be removed after).
+
+    An operator's PROMETHEUS_MULTIPROC_DIR is emptied of the last run's files; otherwise a
+    fresh temporary directory is made. Set before any worker starts, so all of them use it."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+        return path, False
+    path = Path(tempfile.mkdtemp(prefix="consent-api-metrics-"))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return path, True
 
 
 def _print_json(data) -> None:
@@ -29,23 +55,34 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from granian import Granian
     from granian.constants import Interfaces
 
+    from consent_api.errors import Unavailable
     from consent_api.security.signing_keys import KeyRing
 
     store = _store(settings)
-    KeyRing(store, system_clock, settings.key_encryption_key).jwks()  # one key, before workers race
+    try:
+        store.migrate()  # schema and indexes in place before any worker writes
+        KeyRing(store, system_clock, settings.key_encryption_key).jwks()  # one key, before workers race
+    except Unavailable as exc:
+        print(f"warning: the store does not answer ({exc.detail}); starting anyway: /readyz answers "
+              "503 and the indexes are made once it does", file=sys.stderr)
     if args.demo:
         _seed_demo(store, args.demo_keys_file)
     store.close()
+    metrics_dir, made_metrics_dir = _metrics_dir()
     if not settings.admin_token:
         print("note: CONSENT_ADMIN_TOKEN is not set, so POST /v1/tenants is closed; "
               "use `consent-api tenant create`.", file=sys.stderr)
     print(f"consent_api {__version__} on http://{args.host}:{args.port} "
           f"({args.workers} workers, store {settings.database_url.split('://')[0]})", file=sys.stderr)
+    # SIGTERM/SIGINT: granian stops accepting, lets each worker finish its requests (for at
+    # most --shutdown-timeout seconds), and each worker closes its store (web/wsgi.py).
     Granian(
         "consent_api.web.wsgi:app", address=args.host, port=args.port,
         interface=Interfaces.WSGI, workers=args.workers, blocking_threads=args.threads,
-        backlog=2048, log_access=False,
+        backlog=2048, log_access=False, workers_kill_timeout=args.shutdown_timeout,
     ).serve()
+    if made_metrics_dir:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
@@ -112,6 +149,65 @@ def cmd_rebuild_state(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if report.broken_chains or (args.check and report.differences) else 0
 
 
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    store = _store(settings)
+    print(f"migrating {_shown(settings.database_url)}")
+    for line in store.migrate():
+        print("  " + line)
+    if args.shard:
+        if not hasattr(store, "shard"):
+            print("error: --shard applies to a MongoDB store (run it against mongos)", file=sys.stderr)
+            return 2
+        for line in store.shard():
+            print("  " + line)
+    store.close()
+    return 0
+
+
+class _Bar:
+    """A progress bar on stderr, redrawn when the whole percentage changes."""
+
+    WIDTH = 30
+
+    def __init__(self) -> None:
+        self._last: tuple[str, int] | None = None
+
+    def __call__(self, tenant_id: str, done: int, total: int, events: int) -> None:
+        percent = 100 * done // total if total else 100
+        if (tenant_id, percent) == self._last and done != total:
+            return
+        self._last = (tenant_id, percent)
+        filled = self.WIDTH * percent // 100
+        print(f"\r  {tenant_id} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {percent:3d}% "
+              f"{done:,}/{total:,} chains, {events:,} events", end="\n" if done == total else "",
+              file=sys.stderr, flush=True)
+
+
+def cmd_migrate_store(args: argparse.Namespace, settings: Settings) -> int:
+    from consent_api.services.migration import copy_store, verify_copy
+
+    if args.source == args.target:
+        print("error: --from and --to name the same store", file=sys.stderr)
+        return 2
+    source, target = _store(settings, args.source), _store(settings, args.target)
+    print(f"copying {_shown(args.source)} -> {_shown(args.target)}", file=sys.stderr)
+    for line in target.migrate():
+        print("  target: " + line, file=sys.stderr)
+    try:
+        copied = copy_store(source, target, progress=_Bar())
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again to resume where it stopped", file=sys.stderr)
+        return 130
+    print(copied.summary(), file=sys.stderr)
+    verdict = verify_copy(source, target)
+    for mismatch in verdict.mismatches[:50]:
+        print("  " + mismatch)
+    print(verdict.summary())
+    source.close()
+    target.close()
+    return 0 if verdict.ok else 1
+
+
 def cmd_rotate_signing_key(args: argparse.Namespace, settings: Settings) -> int:
     from consent_api.security.signing_keys import KeyRing
 
@@ -136,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="worker processes (default 2; measured best on 2 cores)")
     serve.add_argument("--threads", type=int, default=int(os.environ.get("CONSENT_THREADS", "8")),
                        help="blocking threads per worker (default 8)")
+    serve.add_argument("--shutdown-timeout", type=int,
+                       default=int(os.environ.get("CONSENT_SHUTDOWN_TIMEOUT", "25")),
+                       help="seconds a worker may take to finish its requests on SIGTERM (default 25)")
     serve.add_argument("--demo", action="store_true",
                        help="create the demo tenant first (or fresh keys for it) and print its keys")
     serve.add_argument("--demo-keys-file", default="demo-keys.env",
@@ -169,6 +268,19 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild = sub.add_parser("rebuild-state", help="recompute every state from the ledger")
     rebuild.add_argument("--check", action="store_true", help="report differences without fixing them")
     rebuild.set_defaults(func=cmd_rebuild_state)
+
+    migrate = sub.add_parser("migrate", help="create or upgrade the store's schema and indexes, "
+                                             "printing each step")
+    migrate.add_argument("--shard", action="store_true",
+                         help="MongoDB through mongos: also shard the big collections (docs/scaling.md)")
+    migrate.set_defaults(func=cmd_migrate)
+
+    move = sub.add_parser("migrate-store", help="copy every tenant to another store, resumably, "
+                                                "and verify every chain head")
+    move.add_argument("--from", dest="source", required=True, metavar="URL", help="e.g. sqlite:///consent.db")
+    move.add_argument("--to", dest="target", required=True, metavar="URL",
+                      help="e.g. mongodb://mongo1,mongo2,mongo3/consent_api?replicaSet=rs0")
+    move.set_defaults(func=cmd_migrate_store)
     return parser
 
 

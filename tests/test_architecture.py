@@ -44,6 +44,7 @@ ONLY = {
     "sqlite3": ("consent_api.store.sqlite",),
     "jwt": ("consent_api.security.tokens", "consent_api.verify"),
     "granian": ("consent_api.cli",),
+    "prometheus_client": ("consent_api.web",),
 }
 
 

@@ -168,6 +168,7 @@ def test_every_operation_answers_as_documented(api, operator):
     # --- ops -------------------------------------------------------------------------------
     api.get("/healthz", expect=200)
     api.get("/readyz", expect=200)
+    api.get("/metrics", expect=200)
     assert api.get("/.well-known/jwks.json", expect=200).get_json()["keys"]
     api.get("/v1/openapi.yaml", expect=200)
     api.get("/docs", expect=200)
