@@ -37,12 +37,19 @@ def new_subject_ref() -> str:
 
 
 def seal(drafts: Iterable[dict[str, Any]], record: SubjectRecord) -> list[dict[str, Any]]:
-    """Number and chain draft events after the record's head; drafts lack seq and hashes."""
+    """Number and chain draft events after the record's head; drafts lack seq and hashes.
+
+    ``recorded_at`` never goes back within a chain: a request that read the clock before
+    waiting for another writer of the same subject gets the head's time instead. Exports are
+    ordered by (recorded_at, seq), so each chain then reads in seq order in any export."""
     sealed = []
-    seq, prev = record.seq, record.head_hash
+    seq, prev, last_at = record.seq, record.head_hash, record.updated_at
     for draft in drafts:
         seq += 1
         event = {name: draft.get(name) for name in EVENT_FIELDS}
+        if last_at and event["recorded_at"] and event["recorded_at"] < last_at:
+            event["recorded_at"] = last_at
+        last_at = event["recorded_at"] or last_at
         event.update(subject_ref=record.subject_ref, seq=seq, prev_hash=prev)
         event["hash"] = prev = chain_hash(prev, event)
         sealed.append(event)
