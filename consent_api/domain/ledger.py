@@ -22,9 +22,12 @@ ZERO_HASH = "0" * 64
 _NOT_HASHED = ("hash", "subject_id")
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(event: dict[str, Any]) -> bytes:
     body = {k: v for k, v in event.items() if k not in _NOT_HASHED}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _CANONICAL.encode(body).encode("utf-8")
 
 
 def chain_hash(prev_hash: str, event: dict[str, Any]) -> str:

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conftest import lines
 from consent_api.domain.clock import parse_ts
+from consent_api.domain.model import EVENT_FIELDS
 from consent_api.services import audit
 
 
@@ -33,3 +40,37 @@ def test_nothing_is_read_before_the_first_chunk_is_asked_for(ledger):
     finally:
         del deps.store.export_events
     assert body == ledger.export()
+
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8))
+cells = st.one_of(scalars, st.text(), st.dictionaries(st.text(max_size=5), scalars, max_size=3),
+                  st.dictionaries(st.text(max_size=3), st.lists(scalars, max_size=2), max_size=2))
+
+
+@given(st.fixed_dictionaries({name: cells for name in EVENT_FIELDS}))
+def test_csv_rows_are_exactly_what_the_csv_module_writes(event):
+    expected = io.StringIO()
+    csv.writer(expected, lineterminator="\r\n").writerow([_plain(event[name]) for name in EVENT_FIELDS])
+    rows = audit.CsvRows()
+    first, again = rows(event), rows(event)  # the second from remembered nested cells
+    assert first == again == audit.csv_row(event) == expected.getvalue().encode("utf-8")
+    assert list(csv.reader(io.StringIO(first.decode("utf-8"), newline=""))) == [
+        [_plain(event[name]) for name in EVENT_FIELDS]]
+
+
+def _plain(value) -> str:
+    """A cell's text before quoting: what a CSV reader gives back."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return str(value)
+
+
+def test_remembered_nested_cells_tell_true_from_one():
+    rows = audit.CsvRows()
+    texts = [rows({"evidence": {"gpc": value}}).split(b",")[-4] for value in (True, 1, 1.0, False, 0)]
+    assert texts == [b'"{""gpc"":true}"', b'"{""gpc"":1}"', b'"{""gpc"":1.0}"', b'"{""gpc"":false}"',
+                     b'"{""gpc"":0}"']
