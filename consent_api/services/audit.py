@@ -292,7 +292,6 @@ def manifest(deps: Deps, tenant_id: str, query: ExportQuery, fmt: str | None = N
     return sign_manifest(deps, tenant_id, export_plan.filters, builder)
 
 
-
 # --- writing an export file (the CLI) ------------------------------------------------------------
 
 @dataclass(frozen=True)
