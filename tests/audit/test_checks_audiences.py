@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests.audit.actions import ON_BOTH_STORES
+
+pytestmark = ON_BOTH_STORES
+
 GRANTED, DENIED, WITHDRAWN = "granted", "denied", "withdrawn"
 EXPIRED, RECONSENT, NOT_ASKED = "expired", "reconsent_required", "not_asked"
 

@@ -9,10 +9,13 @@ import json
 
 import pytest
 
-from conftest import lines
+from tests.audit.actions import ON_BOTH_STORES, lines
 from consent_api.domain.ledger import ZERO_HASH
 from consent_api.domain.model import EVENT_FIELDS
+from consent_api.services import audit
 from consent_api.services.audit import cursor_of
+
+pytestmark = ON_BOTH_STORES
 
 ORDER = lambda e: (e["recorded_at"], e["seq"], e["event_id"])  # noqa: E731
 
@@ -199,12 +202,10 @@ def test_another_tenants_auditor_sees_none_of_these_events(ledger):
     assert ledger.export(token=other) == b""
 
 
-def test_the_export_is_streamed_in_chunks_from_a_generator(api):
-    api.purpose("location", "device_permission")
-    api.policy("v1")
-    for i in range(400):
-        api.decide(f"user-{i:03d}", location=bool(i % 2))
-    response = api.call("GET", "/v1/audit/events")
+def test_the_export_is_streamed_in_chunks_from_a_generator(ledger, monkeypatch):
+    monkeypatch.setattr(audit, "CHUNK_BYTES", 4096)
+    response = ledger.call("GET", "/v1/audit/events")
     chunks = list(response.response)
-    assert len(chunks) > 1 and all(isinstance(c, bytes) for c in chunks)
-    assert len(b"".join(chunks).splitlines()) == 400
+    assert len(chunks) > 2 and all(isinstance(c, bytes) for c in chunks)
+    assert all(len(c) < 4096 + 2000 for c in chunks)  # a chunk ends at the first line past the size
+    assert b"".join(chunks) == ledger.export() and len(lines(b"".join(chunks))) == 13

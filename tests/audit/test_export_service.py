@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import lines
+from tests.audit.actions import lines
 from consent_api.domain.clock import parse_ts
 from consent_api.domain.model import EVENT_FIELDS
 from consent_api.services import audit

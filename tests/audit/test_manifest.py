@@ -9,10 +9,12 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from conftest import lines
+from tests.audit.actions import ON_BOTH_STORES, lines
 from consent_api.security.tokens import public_jwk
 from consent_api.verify import Failure, read_manifest, verify_export
 
+
+pytestmark = ON_BOTH_STORES
 
 def decode_with_jwks_only(token: str, jwks: dict) -> dict:
     """What an auditor does with pyjwt and the published JWKS, nothing of ours."""

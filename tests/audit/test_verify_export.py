@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import lines
+from tests.audit.actions import lines
 from consent_api import cli
 from consent_api.verify import verify_files
 
