@@ -208,6 +208,23 @@ def run_phase(name: str, *args) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def seeded(db: str, events: int) -> str | None:
+    """The bench tenant of a database seeded by an earlier run with --dir, if it has the size asked."""
+    import sqlite3
+
+    if not Path(db).exists():
+        return None
+    conn = sqlite3.connect(db)
+    try:
+        (count,) = conn.execute("SELECT COUNT(*) FROM events").fetchone()
+        row = conn.execute("SELECT id FROM tenants").fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+    return row[0] if row and count == events else None
+
+
 def tenth_until(db: str, events: int) -> str:
     """The recorded_at before which a tenth of the events lie."""
     import sqlite3
@@ -221,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--per-subject", type=int, default=20, help="events per subject (default 20)")
-    parser.add_argument("--dir", help="work directory (default: a temporary one, removed afterwards)")
+    parser.add_argument("--dir", help="work directory, kept afterwards; a database seeded there by an "
+                                      "earlier run of the same size is reused (default: a temporary one)")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args(argv)
     if args.phase:
@@ -233,11 +251,16 @@ def main(argv: list[str] | None = None) -> int:
     db, null = str(work / "bench.db"), os.devnull
     started = time.perf_counter()
     try:
-        print(f"seeding {args.events:,} events ({args.per_subject} per subject) into {db} ...", flush=True)
-        seed = run_phase("seed", db, args.events, args.per_subject)
-        tenant_id = seed["note"]
-        print(f"  {seed['events']:,} events in {seed['seconds']:.0f} s "
-              f"({seed['events'] / seed['seconds']:,.0f} events/s), file {seed['bytes'] / 1e6:,.0f} MB", flush=True)
+        tenant_id = seeded(db, args.events)
+        if tenant_id:
+            print(f"reusing the {args.events:,} events already seeded in {db}", flush=True)
+        else:
+            print(f"seeding {args.events:,} events ({args.per_subject} per subject) into {db} ...", flush=True)
+            Path(db).unlink(missing_ok=True)
+            seed = run_phase("seed", db, args.events, args.per_subject)
+            tenant_id = seed["note"]
+            print(f"  {seed['events']:,} events in {seed['seconds']:.0f} s ({seed['events'] / seed['seconds']:,.0f} "
+                  f"events/s), file {seed['bytes'] / 1e6:,.0f} MB", flush=True)
         rows = [
             ("baseline: raw SELECT doc, export order", run_phase("baseline", db, tenant_id, null)),
             ("GET /v1/audit/events, first 10% (until)",
