@@ -7,10 +7,10 @@ verify-export accept the result?
 Seeds a SQLite file in a temporary directory through the store port (Store.append, one call per
 subject with several drafts; synchronous=OFF on the seeding connection only, since durability is
 not what is measured), reads the file once to warm the page cache, then runs every phase in a
-fresh process and reads that process's peak
-RSS (VmHWM) against its RSS before the phase. The baseline is a raw ``SELECT doc FROM events``
-over the export index of the same file, measured in the same run; ratios are phase time over
-baseline time. A last phase runs ``consent-api verify-export`` on the CLI's export.
+fresh process and reads that process's peak RSS (VmHWM) against its RSS before the phase. The
+baseline is a raw ``SELECT doc FROM events`` over the export index of the same file, measured in
+the same run; ratios are phase time over baseline time. A last phase runs
+``consent-api verify-export`` on the CLI's export.
 """
 
 from __future__ import annotations
