@@ -9,7 +9,7 @@ subject with several drafts; synchronous=OFF on the seeding connection only, sin
 not what is measured), reads the file once to warm the page cache, then runs every phase in a
 fresh process and reads that process's peak RSS (VmHWM) against its RSS before the phase. The
 baseline is a raw ``SELECT doc FROM events`` over the export index of the same file, measured in
-the same run; ratios are phase time over baseline time. A last phase runs
+the same run; ratios are phase time over baseline time (wall and CPU). A last phase runs
 ``consent-api verify-export`` on the CLI's export.
 """
 
@@ -57,17 +57,18 @@ class Meter:
     def __enter__(self) -> "Meter":
         _reset_peak()
         self.rss_start = _status_kb("VmRSS")
-        self.t0 = time.perf_counter()
+        self.t0, self.cpu0 = time.perf_counter(), time.process_time()
         self.events = self.bytes = 0
         self.note = ""
         return self
 
     def __exit__(self, *exc) -> None:
         self.seconds = time.perf_counter() - self.t0
+        self.cpu = time.process_time() - self.cpu0
         self.growth_kb = max(_status_kb("VmHWM") - self.rss_start, 0)
 
     def report(self) -> None:
-        print(json.dumps({"events": self.events, "bytes": self.bytes, "seconds": self.seconds,
+        print(json.dumps({"events": self.events, "bytes": self.bytes, "seconds": self.seconds, "cpu": self.cpu,
                           "rss_start_kb": self.rss_start, "growth_kb": self.growth_kb, "note": self.note}))
 
 
@@ -299,13 +300,16 @@ def _typed(phase: str, rest: list[str]) -> list:
 
 
 def print_table(rows: list[tuple[str, dict]]) -> None:
-    base = rows[0][1]["seconds"]
-    print(f"\n{'phase':<40} {'events':>10} {'s':>7} {'events/s':>10} {'MB/s':>7} {'x baseline':>10} "
-          f"{'RSS growth':>11}")
+    """Wall time and CPU time (user + system of the phase's process); on a shared machine the CPU
+    ratios are the steadier ones."""
+    base, base_cpu = rows[0][1]["seconds"], rows[0][1]["cpu"]
+    print(f"\n{'phase':<40} {'events':>10} {'wall s':>7} {'cpu s':>6} {'events/s':>9} {'MB/s':>6} "
+          f"{'x base':>7} {'x base cpu':>10} {'RSS growth':>11}")
     for label, r in rows:
-        secs = max(r["seconds"], 1e-9)
-        print(f"{label:<40} {r['events']:>10,} {secs:>7.1f} {r['events'] / secs:>10,.0f} "
-              f"{r['bytes'] / 1e6 / secs:>7.1f} {secs / base:>9.2f}x {r['growth_kb'] / 1024:>8.1f} MB")
+        secs, cpu = max(r["seconds"], 1e-9), max(r["cpu"], 1e-9)
+        print(f"{label:<40} {r['events']:>10,} {secs:>7.1f} {cpu:>6.1f} {r['events'] / secs:>9,.0f} "
+              f"{r['bytes'] / 1e6 / secs:>6.1f} {secs / base:>6.2f}x {cpu / base_cpu:>9.2f}x "
+              f"{r['growth_kb'] / 1024:>8.1f} MB")
     notes = [f"  {label}: {r['note']}" for label, r in rows if r["note"] and "verify" not in label]
     if notes:
         print("\n".join(notes))
