@@ -1,4 +1,5 @@
-"""consent-api: serve, tenant create, key create, seed-demo, rebuild-state, migrate, migrate-store.
+"""consent-api: serve, tenant create, key create, seed-demo, rebuild-state, export, verify-export,
+migrate, migrate-store, rotate-signing-key.
 
 Every command reads CONSENT_DATABASE_URL (default sqlite:///./consent.db)."""
 
@@ -11,6 +12,7 @@ import re
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from consent_api import __version__
@@ -218,6 +220,121 @@ def cmd_rotate_signing_key(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+class Progress:
+    """A progress line on stderr: done/total, rate and ETA. Redrawn in place on a terminal,
+    otherwise one line every few seconds so logs stay readable."""
+
+    def __init__(self, total: int | None, label: str = "exporting", stream=None, clock=time.monotonic,
+                 tty: bool | None = None):
+        self.total, self.label, self.clock = total, label, clock
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.interval = 0.2 if self.tty else 5.0
+        self.started = self.last = clock()
+
+    def update(self, done: int) -> None:
+        now = self.clock()
+        if now - self.last >= self.interval:
+            self.last = now
+            self._draw(self.render(done, now), final=False)
+
+    def finish(self, done: int) -> None:
+        self._draw(self.render(done, self.clock()), final=True)
+
+    def render(self, done: int, now: float) -> str:
+        elapsed = max(now - self.started, 1e-9)
+        rate = done / elapsed
+        if not self.total:
+            return f"{self.label} {done:,} events  {rate:,.0f}/s  {_duration(elapsed)} elapsed"
+        share = min(done / self.total, 1.0)
+        bar = "#" * int(share * 24)
+        eta = _duration((self.total - done) / rate) if rate > 0 else "--:--"
+        return (f"{self.label} [{bar:<24}] {share:6.1%}  {done:,}/{self.total:,} events  "
+                f"{rate:,.0f}/s  ETA {eta}")
+
+    def _draw(self, text: str, final: bool) -> None:
+        if self.tty:
+            self.stream.write("\r\x1b[2K" + text + ("\n" if final else ""))
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _timestamp(value: str):
+    from consent_api.domain.clock import parse_ts
+
+    try:
+        return parse_ts(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 time such as 2026-03-01T00:00:00Z ({exc})")
+
+
+def _only_tenant(store, tenant_id: str | None) -> str:
+    from consent_api.services import tenants
+
+    if tenant_id:
+        return tenants.get_tenant(store, tenant_id).id
+    found = [t.id for t in store.iter_tenants()]
+    if len(found) != 1:
+        raise ValueError("the store holds " + (f"{len(found)} tenants" if found else "no tenant")
+                         + "; name one with --tenant")
+    return found[0]
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write next to the export atomically, so a reader never sees half a manifest."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from consent_api.security.signing_keys import KeyRing
+    from consent_api.services import audit
+    from consent_api.services.deps import Deps
+
+    store = _store(settings)
+    tenant_id = _only_tenant(store, args.tenant)
+    deps = Deps(store=store, clock=system_clock, issuer=settings.issuer,
+                keys=KeyRing(store, system_clock, settings.key_encryption_key))
+    query = audit.ExportQuery(since=args.since, until=args.until, purpose=args.purpose,
+                              subject_id=args.subject_id)
+    export_plan = audit.plan(deps, tenant_id, query)
+    out = Path(args.out)
+    resume = args.resume and out.exists()
+    if args.resume and not resume:
+        print(f"note: {out} does not exist yet; starting a new export", file=sys.stderr)
+    progress = Progress(audit.count(deps, tenant_id, export_plan),
+                        "verifying and resuming" if resume else "exporting")
+    with out.open("r+b" if resume else "w+b") as fh:
+        written = audit.write_export(deps, tenant_id, export_plan, args.format, fh, resume=resume,
+                                     progress=progress.update)
+        fh.flush()
+        os.fsync(fh.fileno())
+    progress.finish(written.count)
+    manifest_path = out.with_name(out.name + ".manifest.jws")
+    jwks_path = out.with_name(out.name + ".jwks.json")
+    _write_private(manifest_path, written.manifest + "\n")
+    _write_private(jwks_path, json.dumps(deps.keys.jwks(), indent=2) + "\n")
+    kept = f" ({written.kept:,} kept from the earlier run)" if resume else ""
+    print(f"wrote {written.count:,} events{kept} to {out}\n"
+          f"  manifest: {manifest_path}\n  jwks:     {jwks_path}\n"
+          f"verify with: consent-api verify-export {out} --manifest {manifest_path} --jwks {jwks_path}",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_verify_export(args: argparse.Namespace, settings: Settings) -> int:
+    from consent_api import verify
+
+    return verify.run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="consent-api", description="Collect, prove and honour users' consent, per purpose.",
@@ -281,6 +398,27 @@ def build_parser() -> argparse.ArgumentParser:
     move.add_argument("--to", dest="target", required=True, metavar="URL",
                       help="e.g. mongodb://mongo1,mongo2,mongo3/consent_api?replicaSet=rs0")
     move.set_defaults(func=cmd_migrate_store)
+
+    export = sub.add_parser("export", help="write the tenant's audit export, its signed manifest and the JWKS")
+    export.add_argument("--out", required=True, help="the export file; FILE.manifest.jws and "
+                                                     "FILE.jwks.json are written next to it")
+    export.add_argument("--format", choices=["ndjson", "csv"], default="ndjson")
+    export.add_argument("--since", type=_timestamp, help="recorded_at from this time (inclusive)")
+    export.add_argument("--until", type=_timestamp, help="recorded_at before this time (exclusive)")
+    export.add_argument("--purpose", help="only events about this purpose")
+    export.add_argument("--subject-id", help="only this subject's chain")
+    export.add_argument("--tenant", help="tenant id (ten_...); optional when the store has one tenant")
+    export.add_argument("--resume", action="store_true",
+                        help="keep the complete lines already in FILE (checked against the store) "
+                             "and continue after them")
+    export.set_defaults(func=cmd_export)
+
+    verify_export = sub.add_parser("verify-export", help="verify an export offline: chains, manifest "
+                                                         "signature, count, digest")
+    from consent_api import verify
+
+    verify.add_arguments(verify_export)
+    verify_export.set_defaults(func=cmd_verify_export)
     return parser
 
 

@@ -179,6 +179,10 @@ class Store(abc.ABC):
         """Events ordered by (recorded_at, seq, event_id) with subject_id filled in (None once
         erased); streamed, never materialised."""
 
+    def count_events(self, tenant_id: str, flt: ExportFilter) -> int | None:
+        """How many events export_events would yield, when the adapter can tell cheaply; else None."""
+        return None
+
     @abc.abstractmethod
     def allowed_candidates(self, tenant_id: str, purpose: str, after: str | None,
                            limit: int) -> list[SubjectRecord]:

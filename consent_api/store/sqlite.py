@@ -452,7 +452,8 @@ class SQLiteStore(Store):
             ).fetchall()
         return [json.loads(doc) for (doc,) in rows]
 
-    def export_events(self, tenant_id: str, flt: ExportFilter) -> Iterator[dict[str, Any]]:
+    @staticmethod
+    def _export_where(tenant_id: str, flt: ExportFilter) -> tuple[str, list[Any]]:
         where, args = ["e.tenant_id = ?"], [tenant_id]
         if flt.since:
             where.append("e.recorded_at >= ?")
@@ -469,10 +470,19 @@ class SQLiteStore(Store):
         if flt.after:
             where.append("(e.recorded_at, e.seq, e.event_id) > (?, ?, ?)")
             args += [flt.after.recorded_at, flt.after.seq, flt.after.event_id]
+        return " AND ".join(where), args
+
+    def count_events(self, tenant_id: str, flt: ExportFilter) -> int | None:
+        where, args = self._export_where(tenant_id, flt)
+        with self._read() as conn:
+            return conn.execute(f"SELECT COUNT(*) FROM events e WHERE {where}", args).fetchone()[0]
+
+    def export_events(self, tenant_id: str, flt: ExportFilter) -> Iterator[dict[str, Any]]:
+        where, args = self._export_where(tenant_id, flt)
         sql = (
             "SELECT e.doc, s.subject_id FROM events e LEFT JOIN subjects s "
             "ON s.tenant_id = e.tenant_id AND s.subject_ref = e.subject_ref "
-            f"WHERE {' AND '.join(where)} ORDER BY e.recorded_at, e.seq, e.event_id"
+            f"WHERE {where} ORDER BY e.recorded_at, e.seq, e.event_id"
         )
         # A private connection, so a slow consumer holds no lock that writers need.
         conn = self._connect() if not self._memory else None

@@ -14,7 +14,8 @@ from consent_api.security.signing_keys import KeyRing
 from consent_api.services.deps import Deps
 from consent_api.store.open import MongoOptions, open_store
 from consent_api.store.port import Store
-from consent_api.web import admin, checks, docs, metrics, ops, problems, public, ratelimit, requestlog, subjects
+from consent_api.web import (admin, audit, checks, docs, metrics, ops, problems, public, ratelimit,
+                             requestlog, subjects)
 
 log = logging.getLogger("consent_api")
 
@@ -52,7 +53,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, store: Stor
         clock_skew_s=settings.clock_skew_seconds, consent_token_ttl_s=settings.consent_token_ttl_s,
     )
 
-    for blueprint in (admin.bp, subjects.bp, checks.bp, ops.bp, public.bp, docs.bp):
+    for blueprint in (admin.bp, subjects.bp, checks.bp, ops.bp, public.bp, docs.bp, audit.bp):
         app.register_blueprint(blueprint)
     problems.init_app(app)
     ratelimit.init_app(app, settings)

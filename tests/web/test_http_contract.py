@@ -151,6 +151,15 @@ def test_every_operation_answers_as_documented(api, operator):
     api.delete(path, token=t.admin, expect=404)
     api.get(f"{path}/consents", token=t.reader, expect=404)
 
+    # --- audit -----------------------------------------------------------------------------
+    exported = api.get("/v1/audit/events?format=ndjson", token=t.auditor, expect=200)
+    assert exported.get_data(as_text=True).count("\n") >= 1
+    api.get("/v1/audit/events?format=csv&purpose=personalized_push", token=t.admin, expect=200)
+    api.get("/v1/audit/events?colour=red", token=t.auditor, expect=422)
+    api.get("/v1/audit/events", token=t.reader, expect=403)
+    assert api.get("/v1/audit/manifest", token=t.auditor, expect=200).get_json()["manifest"].count(".") == 2
+    api.get("/v1/audit/manifest?cursor=abc", token=t.auditor, expect=422)
+
     # --- public (browser) --------------------------------------------------------------------
     web = {"Origin": ORIGIN}
     config = api.get("/v1/public/config?locale=zh-CN", token=t.publishable, headers=web, expect=200)
