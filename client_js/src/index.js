@@ -3,7 +3,7 @@
 
 import { CHOOSABLE_KINDS, INLINE_CONFIG, OPEN_ATTR } from './constants.js';
 import { createApi } from './api.js';
-import { loadDecision, randomHex, saveDecision, subjectId } from './storage.js';
+import { loadDecision, materialVersion, randomHex, saveDecision, subjectId } from './storage.js';
 import { consentModeState, gpcEnabled, sendConsentMode } from './signals.js';
 import { pickLocale, texts } from './i18n.js';
 import { unblock } from './blocker.js';
@@ -45,6 +45,7 @@ export function start(win) {
   let keys = []; // their keys sorted: the bit order of the cookie
   let allowed = {}; // purpose key -> bool, essential purposes included
   let decided = false; // a decision valid under the current policy exists
+  let mark = ''; // version remembered with a decision (see materialVersion)
   let ui = null;
   let panelWanted = null;
 
@@ -61,7 +62,7 @@ export function start(win) {
   function decide(choices, purposes) {
     for (const p of purposes) allowed[p.key] = !!choices[p.key];
     decided = true;
-    saveDecision(doc, config.policy.version, keys, allowed, id);
+    saveDecision(doc, mark, keys, allowed, id);
     if (ui) ui.hide();
     changed();
     if (!purposes.length) return Promise.resolve(null);
@@ -93,7 +94,9 @@ export function start(win) {
     keys = choosable.map((p) => p.key).sort();
     for (const p of purposes) allowed[p.key] = !!p.essential;
     const stored = loadDecision(doc, keys);
-    const updated = !!stored && !!policy.material && stored.version !== policy.version;
+    const material = materialVersion(policy);
+    mark = material || policy.version;
+    const updated = !!stored && !!material && stored.version !== material;
     // A decision made under an older material policy no longer counts: ask again,
     // with every switch off as on a first visit (GPC needs no more than that).
     if (stored && !updated) {
