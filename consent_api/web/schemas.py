@@ -164,6 +164,12 @@ class WithdrawAllIn(Schema):
     locale = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=35))
 
 
+class LinkIn(Schema):
+    anonymous_subject_id = fields.String(required=True, validate=validate.Regexp(
+        r"^anon-[A-Za-z0-9._:@+-]{1,123}$", error="an anonymous web subject id: anon- followed by "
+                                                   "letters, digits or ._:@+-"))
+
+
 class PromptsIn(Schema):
     purposes = fields.List(fields.String(validate=validate.Regexp(PURPOSE_KEY)), required=True,
                            validate=validate.Length(min=1, max=100))
