@@ -1,9 +1,9 @@
 // Entry point: reads the embed attributes, wires the modules, exposes a frozen
 // window.ConsentSDK. Without a DOM (or loaded twice) it does nothing.
 
-import { CHOOSABLE_KINDS, INLINE_CONFIG, OPEN_ATTR } from './constants.js';
+import { CHOOSABLE_KINDS, DECISION_COOKIE, INLINE_CONFIG, OPEN_ATTR } from './constants.js';
 import { createApi } from './api.js';
-import { loadDecision, materialVersion, randomHex, saveDecision, subjectId } from './storage.js';
+import { decode, materialVersion, randomHex, readCookie, saveDecision, subjectId } from './storage.js';
 import { consentModeState, gpcEnabled, sendConsentMode } from './signals.js';
 import { pickLocale, texts } from './i18n.js';
 import { unblock } from './blocker.js';
@@ -36,6 +36,8 @@ export function start(win) {
   const locale = pickLocale([data('locale'), doc.documentElement.lang, ...(nav.languages || [nav.language])]);
   const t = texts(locale);
   const gpc = gpcEnabled(nav);
+  // Both cookies are read before anything is written (a read after a write is slow).
+  const remembered = readCookie(doc, DECISION_COOKIE);
   const id = subjectId(doc, win.crypto);
   const api = createApi(base, key, (...args) => win.fetch(...args));
   const listeners = new Set();
@@ -93,7 +95,7 @@ export function start(win) {
     choosable = purposes.filter((p) => !p.essential && CHOOSABLE_KINDS.includes(p.kind));
     keys = choosable.map((p) => p.key).sort();
     for (const p of purposes) allowed[p.key] = !!p.essential;
-    const stored = loadDecision(doc, keys);
+    const stored = decode(remembered, keys);
     const material = materialVersion(policy);
     mark = material || policy.version;
     const updated = !!stored && !!material && stored.version !== material;

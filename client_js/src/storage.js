@@ -28,11 +28,14 @@ export function randomHex(bytes, crypto = globalThis.crypto) {
   return Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) => (b + 256).toString(16).slice(1)).join('');
 }
 
-/** The visitor's anonymous subject id, created (and stored) on first call. */
+/**
+ * The visitor's anonymous subject id, created (and stored) on first call. An existing id is
+ * not written again (every decision refreshes it): a cookie read that follows a write waits
+ * for the browser's cookie store, tens of milliseconds on a busy machine.
+ */
 export function subjectId(doc, crypto) {
   let id = readCookie(doc, ID_COOKIE);
-  if (!ID_RE.test(id)) id = 'anon-' + randomHex(16, crypto);
-  writeCookie(doc, ID_COOKIE, id);
+  if (!ID_RE.test(id)) writeCookie(doc, ID_COOKIE, (id = 'anon-' + randomHex(16, crypto)));
   return id;
 }
 

@@ -114,3 +114,11 @@ test('decisions are remembered against the latest material policy in effect', ()
   assert.equal(materialVersion({ version: '2026-02', material: true }), '2026-02');
   assert.equal(materialVersion({ version: '2026-03', material: false }), '');
 });
+
+test('an existing subject id is read, not written again', () => {
+  const doc = cookieJar();
+  const id = subjectId(doc);
+  const writes = doc.writes.length;
+  assert.equal(subjectId(doc), id);
+  assert.equal(doc.writes.length, writes);
+});
