@@ -114,7 +114,7 @@ export function start(win) {
         t, locale, gpc, updated, titles,
         nonce: script && script.nonce,
         policyUrl: policy.url,
-        purposes: purposes.filter((p) => p.essential || choosable.includes(p)),
+        purposes: purposes.filter((p) => p.essential).concat(choosable), // always-on ones first
         vendors: cfg.vendors,
         decided: () => decided,
         choices: () => allowed,
