@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.browser.pageops import POLICY
+from tests.browser.pageops import POLICY, TIMEOUT_MS
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CONSENT_CHROMIUM", "/usr/bin/chromium")
@@ -320,7 +320,7 @@ def browser():
 def context(browser):
     """A fresh profile per test (no cookies, no cache); page errors fail the test."""
     ctx = browser.new_context(viewport={"width": 1024, "height": 720})
-    ctx.set_default_timeout(5000)
+    ctx.set_default_timeout(TIMEOUT_MS)
     ctx.page_errors = []
     ctx.on("weberror", lambda error: ctx.page_errors.append(str(error.error)))
     yield ctx

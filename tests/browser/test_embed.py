@@ -9,6 +9,7 @@ from tests.browser.pageops import (
     CHOOSABLE,
     POLICY,
     ROOT,
+    TIMEOUT_MS,
     allowed,
     button,
     decide,
@@ -47,7 +48,7 @@ def test_config_request_is_made_without_the_inlined_config(shop, page):
 def returning_visitor(browser, state):
     """The same visitor on a later day: cookies kept, HTTP cache gone."""
     context = browser.new_context(storage_state=state)
-    context.set_default_timeout(5000)
+    context.set_default_timeout(TIMEOUT_MS)
     return context
 
 

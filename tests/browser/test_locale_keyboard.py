@@ -8,6 +8,7 @@ from tests.browser.pageops import (
     BANNER,
     PANEL,
     ROOT,
+    TIMEOUT_MS,
     allowed,
     button,
     decide,
@@ -25,7 +26,7 @@ ZH_LABELS = {"accept-all": "全部接受", "reject-all": "全部拒绝", "prefer
 @pytest.mark.parametrize("how", ["data-locale", "html-lang", "navigator-languages"])
 def test_zh_cn_texts(shop, browser, how):
     context = browser.new_context(locale="zh-CN" if how == "navigator-languages" else "en-US")
-    context.set_default_timeout(5000)
+    context.set_default_timeout(TIMEOUT_MS)
     try:
         page = context.new_page()
         if how == "data-locale":

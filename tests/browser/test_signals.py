@@ -96,7 +96,7 @@ def test_consent_mode_gets_default_denied_then_updates(shop, context):
     page.goto(shop.page())
     page.locator(BANNER).wait_for()
     calls = page.evaluate("gtagCalls")
-    assert calls == [["consent", "default", consent_mode("denied")]], "default first, nothing more before a decision"
+    assert calls == [["consent", "default", consent_mode("denied")]], "default, then nothing until a decision"
 
     button(page, "preferences").click()
     page.get_by_role("switch", name="Analytics").check()
