@@ -37,7 +37,7 @@ NDJSON = "ndjson"
 CSV = "csv"
 CONTENT_TYPES = {NDJSON: "application/x-ndjson", CSV: "text/csv; charset=utf-8"}
 CHUNK_BYTES = 64 * 1024
-SUBJECT_REF = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+SUBJECT_REF = re.compile(r"^[A-Za-z0-9_-]{1,128}\Z")
 
 
 @dataclass(frozen=True)

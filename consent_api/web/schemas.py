@@ -180,6 +180,12 @@ class WithdrawAllIn(Schema):
     locale = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=35))
 
 
+class LinkIn(Schema):
+    anonymous_subject_id = fields.String(required=True, validate=validate.Regexp(
+        r"^anon-[A-Za-z0-9._:@+-]{1,123}\Z", error="an anonymous web subject id: anon- followed by "
+                                                   "letters, digits or ._:@+-"))
+
+
 class PromptsIn(Schema):
     purposes = fields.List(fields.String(validate=validate.Regexp(PURPOSE_KEY)), required=True,
                            validate=validate.Length(min=1, max=100))
@@ -196,7 +202,7 @@ class PublicDecisionIn(Schema):
 
 
 class PublicConsentsIn(Schema):
-    subject_id = fields.String(required=True, validate=validate.Regexp(r"^anon-[A-Za-z0-9._:@+-]{1,123}$",
+    subject_id = fields.String(required=True, validate=validate.Regexp(r"^anon-[A-Za-z0-9._:@+-]{1,123}\Z",
                                error="an anonymous id: anon- followed by letters, digits or ._:@+-"))
     decisions = fields.List(fields.Nested(PublicDecisionIn), required=True,
                             validate=validate.Length(min=1, max=100))

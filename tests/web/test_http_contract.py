@@ -171,6 +171,10 @@ def test_every_operation_answers_as_documented(api, operator):
     api.post("/v1/public/consents", json=anon, token=t.publishable, headers=web, expect=201)
     api.post("/v1/public/consents", json={**anon, "subject_id": "u-1"}, token=t.publishable, headers=web,
              expect=422)
+    linked = api.post(f"{path}-2/links", json={"anonymous_subject_id": anon["subject_id"]}, token=t.writer,
+                      expect=200).get_json()
+    assert [e["purpose"] for e in linked["events"]] == ["analytics_cookies"]
+    api.post(f"{path}-2/links", json={"anonymous_subject_id": "u-1"}, token=t.writer, expect=422)
     api.get("/sdk/consent.js", expect=200)
     api.get(f"/sdk/consent.js?key={t.publishable}", expect=200)
 
