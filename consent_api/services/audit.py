@@ -164,7 +164,7 @@ def _chunked(pieces: Iterable[bytes]) -> Iterator[bytes]:
 # --- planning ------------------------------------------------------------------------------------
 
 def check_format(fmt: str | None) -> str:
-    fmt = fmt or NDJSON
+    fmt = NDJSON if fmt is None else fmt
     if fmt not in CONTENT_TYPES:
         raise Invalid.field("format", "one of ndjson, csv")
     return fmt

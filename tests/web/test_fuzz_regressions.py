@@ -69,3 +69,10 @@ def test_dot_segments_are_neither_subject_ids_nor_policy_versions(api):
     api.post("/v1/policies", json={"version": ".."}, token=t.admin, expect=422)
     api.post("/v1/subjects/.../consents", json=decisions(("location", True)),
              token=t.writer, expect=201)  # three dots are an ordinary id
+
+
+def test_an_empty_export_format_is_refused_not_defaulted(api):
+    t = api.tenant()
+    for path in ("/v1/audit/events?format=", "/v1/audit/manifest?format="):
+        response = api.get(path, token=t.auditor, expect=422)
+        assert "format" in response.get_json()["errors"]
