@@ -18,6 +18,8 @@ class Settings:
     clock_skew_seconds: int = 300
     subject_token_max_lifetime_s: int = 24 * 3600
     subject_token_leeway_s: int = 60
+    # When set, subject tokens must carry this `aud` (e.g. the API's URL).
+    subject_token_audience: str | None = None
     consent_token_ttl_s: int = 3600
     log_level: str = "INFO"
     # Per credential, as a `limits` string ("600/minute", "50/second;10000/day"); "off" disables.

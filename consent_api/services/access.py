@@ -76,6 +76,7 @@ def authenticate(store: Store, settings: Settings, clock: Clock, token: str | No
             token, store.find_subject_token_key, clock(),
             max_lifetime_s=settings.subject_token_max_lifetime_s,
             leeway_s=settings.subject_token_leeway_s,
+            audience=settings.subject_token_audience,
         )
         return Principal(SUBJECT, key.tenant_id, f"{key.kid}:{claims['sub']}",
                          subject_id=claims["sub"])

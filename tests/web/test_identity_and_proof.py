@@ -191,3 +191,24 @@ def test_erasure_keeps_proof_and_forgets_the_id(app, tenant):
     again = tenant.grant("alice@example.com", "push")
     assert again["events"][0]["seq"] == 1 and again["events"][0]["subject_ref"] != ref
     assert tenant.delete("/v1/subjects/nobody").status_code == 404
+
+
+def test_audience_is_checked_when_configured(tmp_path, clock):
+    from consent_api.config import Settings
+    from consent_api.web.app import create_app
+    from tests.conftest import OPERATOR_TOKEN, TenantActions, bearer
+
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/aud.db", admin_token=OPERATOR_TOKEN,
+                              subject_token_audience="https://consent.example.com"), clock=clock)
+    client = app.test_client()
+    made = client.post("/v1/tenants", json={"name": "Aud"}, headers=bearer(OPERATOR_TOKEN)).json
+    tenant = TenantActions(client, made["id"], made["admin_key"])
+    tenant.purpose("push")
+    tenant.policy()
+    stk = tenant.post("/v1/subject-token-keys", {"alg": "HS256"}).json
+    right = subject_token(stk["kid"], stk["secret"], aud="https://consent.example.com")
+    wrong = subject_token(stk["kid"], stk["secret"], aud="https://elsewhere.example.com")
+    missing = subject_token(stk["kid"], stk["secret"])
+    assert tenant.record("u1", decision("push"), key=right).status_code == 201
+    assert problem_status(tenant.get("/v1/subjects/u1/consents", key=wrong)) == 401
+    assert problem_status(tenant.get("/v1/subjects/u1/consents", key=missing)) == 401
