@@ -54,7 +54,7 @@ def _reset_peak() -> None:
 
 
 class Meter:
-    def __enter__(self) -> "Meter":
+    def __enter__(self) -> Meter:
         _reset_peak()
         self.rss_start = _status_kb("VmRSS")
         self.t0, self.cpu0 = time.perf_counter(), time.process_time()
@@ -172,11 +172,13 @@ def phase_http(db: str, tenant_id: str, out: str, fmt: str, until: str | None) -
 
 
 def phase_cli_export(db: str, tenant_id: str, out: str) -> None:
-    from consent_api import cli, verify  # noqa: F401  (imported before measuring, as a running
-    from consent_api.security import signing_keys  # noqa: F401  CLI would have them loaded)
-    from consent_api.services import audit  # noqa: F401
-    from consent_api.store import sqlite  # noqa: F401
+    # Loaded before measuring, as in a CLI process that has started.
+    from consent_api import cli, verify
+    from consent_api.security import signing_keys
+    from consent_api.services import audit
+    from consent_api.store import sqlite
 
+    del verify, signing_keys, audit, sqlite
     os.environ["CONSENT_DATABASE_URL"] = f"sqlite:///{db}"
     with Meter() as meter:
         code = cli.main(["export", "--out", out, "--tenant", tenant_id])

@@ -19,6 +19,7 @@ the rest, byte for byte; the parts concatenated equal the uninterrupted export.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -38,6 +39,7 @@ CSV = "csv"
 CONTENT_TYPES = {NDJSON: "application/x-ndjson", CSV: "text/csv; charset=utf-8"}
 CHUNK_BYTES = 64 * 1024
 SUBJECT_REF = re.compile(r"^[A-Za-z0-9_-]{1,128}\Z")
+MAX_SEQ = 2**63 - 1  # SQLite INTEGER and BSON int64
 
 
 @dataclass(frozen=True)
@@ -207,10 +209,23 @@ def _decode_export_cursor(cursor: str | None) -> ExportCursor | None:
     if cursor is None:
         return None
     value = decode_cursor(cursor)
-    if (not isinstance(value, list) or len(value) != 3 or not isinstance(value[0], str)
-            or type(value[1]) is not int or not isinstance(value[2], str)):
-        raise Invalid.field("cursor", "not a cursor returned by this API")
+    if (not isinstance(value, list) or len(value) != 3 or not _cursor_text(value[0], 64)
+            or type(value[1]) is not int or not 0 <= value[1] <= MAX_SEQ
+            or not _cursor_text(value[2], 128)):
+        raise Invalid.field("cursor", "not a cursor of this export: base64url of [recorded_at, seq, "
+                                      "event_id] taken from a line")
     return ExportCursor(recorded_at=value[0], seq=value[1], event_id=value[2])
+
+
+def _cursor_text(value: object, max_length: int) -> bool:
+    """A string the stores can compare: bounded, and UTF-8 encodable (no lone surrogates)."""
+    if not isinstance(value, str) or len(value) > max_length:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def events(deps: Deps, tenant_id: str, export_plan: ExportPlan) -> Iterator[dict[str, Any]]:
@@ -230,10 +245,16 @@ def count(deps: Deps, tenant_id: str, export_plan: ExportPlan) -> int | None:
 # --- the two answers -------------------------------------------------------------------------
 
 def export(deps: Deps, tenant_id: str, query: ExportQuery, fmt: str | None = None) -> Export:
-    """Validate now, stream later: the chunks are produced only as the caller reads them."""
+    """Validate, start the query and read the first chunk now; stream the rest as it is read.
+
+    Once the first byte is sent, an error can only cut the body short; reading the first chunk
+    here turns every failure at the start (bad arguments, a store that does not answer) into a
+    problem answer instead."""
     fmt = check_format(fmt)
     export_plan = plan(deps, tenant_id, query)
-    return Export(CONTENT_TYPES[fmt], _chunked(_rows(deps, tenant_id, export_plan, fmt, query)))
+    chunks = _chunked(_rows(deps, tenant_id, export_plan, fmt, query))
+    first = next(chunks, None)
+    return Export(CONTENT_TYPES[fmt], itertools.chain([first], chunks) if first is not None else iter(()))
 
 
 def _rows(deps: Deps, tenant_id: str, export_plan: ExportPlan, fmt: str,

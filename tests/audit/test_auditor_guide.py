@@ -15,7 +15,7 @@ GUIDE = Path(__file__).resolve().parents[2] / "docs" / "auditor-guide.md"
 
 
 def snippet(name: str) -> str:
-    match = re.search(rf"<!-- snippet: {re.escape(name)} -->\n```python\n(.*?)```", GUIDE.read_text(), re.S)
+    match = re.search(rf"<!-- snippet: {re.escape(name)} -->\n```python\n(.*?)```", GUIDE.read_text(), re.DOTALL)
     assert match, f"{name} is missing from {GUIDE}"
     return match.group(1)
 

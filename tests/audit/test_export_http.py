@@ -9,15 +9,16 @@ import json
 
 import pytest
 
-from tests.audit.actions import ON_BOTH_STORES, lines
 from consent_api.domain.ledger import ZERO_HASH
 from consent_api.domain.model import EVENT_FIELDS
 from consent_api.services import audit
 from consent_api.services.audit import cursor_of
+from consent_api.services.pages import encode_cursor
+from tests.audit.actions import ON_BOTH_STORES, lines
 
 pytestmark = ON_BOTH_STORES
 
-ORDER = lambda e: (e["recorded_at"], e["seq"], e["event_id"])  # noqa: E731
+ORDER = lambda e: (e["recorded_at"], e["seq"], e["event_id"])
 
 
 def test_ndjson_is_every_event_in_contract_order(ledger):
@@ -47,7 +48,7 @@ def test_each_line_is_the_event_with_sorted_keys_and_its_canonical_form_is_what_
 
 def test_raw_utf8_not_escapes(ledger):
     body = ledger.export()
-    assert "zh-CN".encode() in body and b"\\u" not in body
+    assert b"zh-CN" in body and b"\\u" not in body
 
 
 def test_erased_subject_shows_null_id_and_its_chain_still_verifies(ledger):
@@ -150,6 +151,13 @@ def test_cursor_combines_with_filters(ledger):
     ({"subject_ref": "sr_$"}, "subject_ref"),
     ({"cursor": "bm90IGEgY3Vyc29y"}, "cursor"),
     ({"cursor": "%%%"}, "cursor"),
+    ({"cursor": encode_cursor(["2026-03-02T08:00:00.000000Z", 10**30, "e"])}, "cursor"),
+    ({"cursor": encode_cursor(["2026-03-02T08:00:00.000000Z", -1, "e"])}, "cursor"),
+    ({"cursor": encode_cursor(["\ud800", 1, "e"])}, "cursor"),
+    ({"cursor": encode_cursor(["2026-03-02T08:00:00.000000Z", True, "e"])}, "cursor"),
+    ({"purpose": "location\n"}, "purpose"),
+    ({"subject_id": "alice\n"}, "subject_id"),
+    ({"subject_ref": "sr_1\n"}, "subject_ref"),
     ({"purpose_key": "location"}, "purpose_key"),
     ({"limit": "10"}, "limit"),
 ])

@@ -10,10 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.audit.actions import lines
 from consent_api.domain.clock import parse_ts
 from consent_api.domain.model import EVENT_FIELDS
+from consent_api.errors import Unavailable
 from consent_api.services import audit
+from tests.audit.actions import lines
 
 
 @pytest.mark.parametrize("query", [
@@ -27,19 +28,31 @@ def test_count_agrees_with_the_export(ledger, query):
     assert audit.count(deps, ledger.tenant_id, plan) == len(lines(ledger.export(**query)))
 
 
-def test_nothing_is_read_before_the_first_chunk_is_asked_for(ledger):
+def test_the_query_starts_before_the_answer_and_the_rest_streams(ledger, monkeypatch):
+    """A store failure at the start is an error answer, not a 200 with a cut body."""
     deps = ledger.client.application.extensions["consent_api.deps"]
-    calls = []
+    monkeypatch.setattr(audit, "CHUNK_BYTES", 2048)
+    pulled = []
     original = deps.store.export_events
-    deps.store.export_events = lambda *a: calls.append(a) or original(*a)
-    try:
-        out = audit.export(deps, ledger.tenant_id, audit.ExportQuery())
-        assert calls == []
-        body = b"".join(out.chunks)
-        assert len(calls) == 1
-    finally:
-        del deps.store.export_events
-    assert body == ledger.export()
+
+    def counting(*args):
+        for event in original(*args):
+            pulled.append(event["event_id"])
+            yield event
+
+    monkeypatch.setattr(deps.store, "export_events", counting)
+    out = audit.export(deps, ledger.tenant_id, audit.ExportQuery())
+    assert 0 < len(pulled) < 13  # the first chunk only
+    body = b"".join(out.chunks)
+    assert len(pulled) == 13 and len(lines(body)) == 13
+
+    def unavailable(*args):
+        raise Unavailable("the store does not answer")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(deps.store, "export_events", unavailable)
+    problem = ledger.call("GET", "/v1/audit/events", expect=503)
+    assert problem["status"] == 503 and problem["detail"] == "the store does not answer"
 
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8))

@@ -9,10 +9,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.audit.actions import ON_BOTH_STORES, lines
 from consent_api.security.tokens import public_jwk
 from consent_api.verify import Failure, read_manifest, verify_export
-
+from tests.audit.actions import ON_BOTH_STORES, lines
 
 pytestmark = ON_BOTH_STORES
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.audit.actions import lines
 from consent_api import cli
 from consent_api.verify import verify_files
+from tests.audit.actions import lines
 
 
 class Cli:
