@@ -26,9 +26,6 @@ def _print_json(data) -> None:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from granian import Granian
-    from granian.constants import Interfaces
-
     from consent_api.security.signing_keys import KeyRing
 
     store = _store(settings)
@@ -41,12 +38,20 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
               "use `consent-api tenant create`.", file=sys.stderr)
     print(f"consent_api {__version__} on http://{args.host}:{args.port} "
           f"({args.workers} workers, store {settings.database_url.split('://')[0]})", file=sys.stderr)
-    Granian(
-        "consent_api.web.wsgi:app", address=args.host, port=args.port,
-        interface=Interfaces.WSGI, workers=args.workers, blocking_threads=args.threads,
-        backlog=2048, log_access=False,
-    ).serve()
+    serve_wsgi("consent_api.web.wsgi:app", args.host, args.port, args.workers, args.threads)
     return 0
+
+
+def serve_wsgi(target: str, host: str, port: int, workers: int, threads: int) -> None:
+    """Serve a WSGI app ("module:attribute") the way production does; bench/ serves its bare
+    Flask baseline through this same function, so both run under identical settings."""
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    Granian(
+        target, address=host, port=port, interface=Interfaces.WSGI, workers=workers,
+        blocking_threads=threads, backlog=2048, log_access=False,
+    ).serve()
 
 
 def _seed_demo(store, keys_file: str | None) -> None:
