@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -402,6 +402,57 @@ class SQLiteStore(Store):
                 touched = {e["purpose"] for e in events if e["action"] in _DECISIONS}
                 self._sync_grants(conn, tenant_id, updated, touched)
         return Appended(updated, events)
+
+    # Bulk loading, for benchmarks and migrations only: bulk_rows serialises sealed ledgers (it
+    # is pure, so producers can run it in parallel processes), bulk_load writes the batches.
+    BulkRows = tuple[list[tuple], list[tuple], list[tuple]]
+
+    @classmethod
+    def bulk_rows(cls, tenant_id: str,
+                  ledgers: Iterable[tuple[SubjectRecord, list[dict[str, Any]]]]) -> BulkRows:
+        """Rows of events, subjects and grants for already sealed ledgers of new subjects,
+        each with its projected record."""
+        events, subjects, grants = [], [], []
+        for r, evs in ledgers:
+            subjects.append((tenant_id, r.subject_id, r.subject_ref, r.seq, r.head_hash, r.age_band,
+                             _dumps(r.purposes_json()), r.updated_at))
+            grants.extend((tenant_id, key, r.subject_id)
+                          for key, rec in r.purposes.items() if rec.action == Action.GRANT)
+            events.extend((tenant_id, e["subject_ref"], e["seq"], e["recorded_at"], e["event_id"],
+                           e["purpose"], _dumps({k: v for k, v in e.items() if k != "subject_id"}))
+                          for e in evs)
+        events.sort(key=lambda row: (row[1], row[2]))  # primary-key order within the batch
+        return events, subjects, grants
+
+    def bulk_load(self, batches: Iterable[BulkRows]) -> int:
+        """Insert batches from bulk_rows, each in one transaction with synchronous=OFF; nothing
+        is durable until the final checkpoint under synchronous=FULL has returned. The input
+        is trusted (``rebuild-state --check`` audits it). Returns the number of events."""
+        if self._memory:
+            raise ValueError("bulk_load needs a database file")
+        conn = self._connect()
+        count = 0
+        try:
+            conn.execute("PRAGMA synchronous=OFF")
+            conn.execute("PRAGMA cache_size=-262144")  # 256 MiB: index inserts stay in memory
+            for events, subjects, grants in batches:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany("INSERT INTO events (tenant_id, subject_ref, seq, recorded_at, "
+                                     "event_id, purpose, doc) VALUES (?, ?, ?, ?, ?, ?, ?)", events)
+                    conn.executemany(f"INSERT INTO subjects (tenant_id, {self._SUBJECT_COLUMNS}) "
+                                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", subjects)
+                    conn.executemany("INSERT INTO grants VALUES (?, ?, ?)", grants)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+                count += len(events)
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+        return count
 
     def subject_events(self, tenant_id: str, subject_ref: str, after_seq: int = 0,
                        limit: int | None = None) -> list[dict[str, Any]]:
