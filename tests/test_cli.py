@@ -92,4 +92,4 @@ def test_rotate_signing_key(db, capsys):
 def test_bad_database_url_is_a_clear_error(monkeypatch, capsys):
     monkeypatch.setenv("CONSENT_DATABASE_URL", "postgres://nope")
     assert main(["tenant", "create", "--name", "x"]) == 2
-    assert "unknown store URL" in capsys.readouterr().err
+    assert "unsupported database URL" in capsys.readouterr().err

@@ -1,46 +1,77 @@
-"""open_store(url): sqlite:///, mongodb://, mongomock:// to an adapter.
+"""open_store(url): the one place a database URL becomes a Store adapter.
 
-pymongo and mongomock are imported only when such a URL is asked for."""
+    sqlite:///relative/path.db    sqlite:////absolute/path.db    sqlite:///:memory:
+    mongodb://host/dbname?...     mongodb+srv://cluster/dbname   (database defaults to consent_api)
+    mongomock://  or  mongomock://dbname                          (ephemeral, tests only)
+
+Drivers are imported only for the scheme asked for, so SQLite needs no pymongo.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from consent_api.store.port import Store
 
+DEFAULT_MONGO_DB = "consent_api"
+_SQLITE_PREFIX = "sqlite:///"
+
 
 def open_store(url: str) -> Store:
-    if url.startswith("sqlite://"):
-        from consent_api.store.sqlite import SQLiteStore
+    """The adapter for a CONSENT_DATABASE_URL; ValueError for a URL it cannot serve."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme == "sqlite":
+        return _open_sqlite(url)
+    if scheme in ("mongodb", "mongodb+srv"):
+        return _open_mongodb(url)
+    if scheme == "mongomock":
+        return _open_mongomock(url)
+    raise ValueError(
+        f"unsupported database URL {url!r}: expected sqlite:///path.db, mongodb://…, "
+        "mongodb+srv://… or mongomock://"
+    )
 
-        path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else ""
-        if not path:
-            raise ValueError("a SQLite URL looks like sqlite:///./consent.db or sqlite:////var/lib/consent.db")
-        if path != ":memory:":
-            _create_private(Path(path))
-        return SQLiteStore(path)
-    if url.startswith(("mongodb://", "mongodb+srv://")):
-        import pymongo
 
-        from consent_api.store.mongo import MongoStore
+def _open_sqlite(url: str) -> Store:
+    from consent_api.store.sqlite import SQLiteStore
 
-        client = pymongo.MongoClient(url, w="majority", retryWrites=True,
-                                     serverSelectionTimeoutMS=5000, tz_aware=True)
-        db = client.get_default_database(default="consent_api")
-        return MongoStore(client, db.name)
-    if url.startswith("mongomock://"):
-        import mongomock
-
-        from consent_api.store.mongo import MongoStore
-
-        return MongoStore(mongomock.MongoClient(), url[len("mongomock://"):].strip("/") or "consent_api")
-    raise ValueError(f"unknown store URL {url.split(':', 1)[0]!r}: use sqlite:///, mongodb:// or mongomock://")
+    if not url.startswith(_SQLITE_PREFIX) or len(url) == len(_SQLITE_PREFIX):
+        raise ValueError(
+            f"SQLite URL {url!r} needs a path: sqlite:///relative.db, sqlite:////abs.db or "
+            "sqlite:///:memory:"
+        )
+    path = url[len(_SQLITE_PREFIX):].split("?", 1)[0]
+    if path != ":memory:":
+        _create_private(Path(path))
+    return SQLiteStore(path)
 
 
 def _create_private(path: Path) -> None:
     """The database holds consent evidence and signing keys: readable by its owner only."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
-        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-        os.close(fd)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def _open_mongodb(url: str) -> Store:
+    import pymongo
+
+    from consent_api.store.mongo import MongoStore
+
+    client = pymongo.MongoClient(
+        url, w="majority", retryWrites=True, serverSelectionTimeoutMS=5000, tz_aware=True
+    )
+    return MongoStore(client, client.get_default_database(DEFAULT_MONGO_DB).name)
+
+
+def _open_mongomock(url: str) -> Store:
+    import mongomock
+
+    from consent_api.store.mongo import MongoStore
+    from consent_api.store.mongomock_atomic import atomic_client
+
+    parts = urlsplit(url)
+    db_name = parts.netloc or parts.path.strip("/") or DEFAULT_MONGO_DB
+    return MongoStore(atomic_client(mongomock.MongoClient(tz_aware=True)), db_name)

@@ -24,7 +24,9 @@ from consent_api.domain.model import (
 )
 
 # Given the subject's current record (a fresh one, with a new subject_ref, for an unknown
-# subject), return the draft events to append. Raising writes nothing.
+# subject), return the draft events to append. Raising writes nothing. An adapter without
+# transactions calls it again on the newer record when a concurrent writer took the head, and
+# then leaves out one draft per purpose it already wrote: keep plans free of side effects.
 Plan = Callable[[SubjectRecord], list[dict[str, Any]]]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from consent_api.domain.clock import format_ts, parse_ts
@@ -48,3 +49,13 @@ def subject_token_key_from(doc: dict[str, Any]) -> SubjectTokenKey:
         created_at=parse_ts(doc["created_at"]),
         revoked_at=parse_ts(doc["revoked_at"]) if doc.get("revoked_at") else None,
     )
+
+
+def check_draft_tenant(tenant_id: str, drafts: Iterable[dict[str, Any]]) -> None:
+    """Refuse drafts that do not carry the tenant they are appended under.
+
+    The chain covers the event's own tenant_id and MongoDB selects events by it, so an event
+    filed under another (or no) tenant would silently drop out of its subject's history.
+    """
+    if any(d.get("tenant_id") != tenant_id for d in drafts):
+        raise ValueError(f"every draft event must carry tenant_id {tenant_id!r}")

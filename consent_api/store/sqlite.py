@@ -380,6 +380,7 @@ class SQLiteStore(Store):
                 subject_id=subject_id, subject_ref=new_subject_ref()
             )
             events = seal(plan(record), record)
+            records.check_draft_tenant(tenant_id, events)
             if not events:
                 return Appended(record, [])
             conn.executemany(
@@ -527,6 +528,8 @@ class SQLiteStore(Store):
     def replace_record(self, tenant_id: str, record: SubjectRecord) -> None:
         with self._write() as conn:
             self._save(conn, tenant_id, record)
+            conn.execute("DELETE FROM grants WHERE tenant_id = ? AND subject_id = ?",
+                         (tenant_id, record.subject_id))
             self._sync_grants(conn, tenant_id, record, set(record.purposes))
 
     # --- idempotency -------------------------------------------------------------------------

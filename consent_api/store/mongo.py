@@ -1,0 +1,584 @@
+"""MongoStore: pymongo against MongoDB in production, mongomock in tests.
+
+The write path needs no multi-document transaction, so it runs unchanged on a sharded
+cluster (DESIGN.md §2):
+
+1. Read the subject document (the id-to-ref mapping and a cache of the projection). An
+   unknown subject is created with a new ``subject_ref`` and ``seq`` 0 before any event is
+   written; losing that race (DuplicateKeyError on (tenant_id, subject_id)) means a
+   concurrent writer created it first, so we use theirs.
+2. Seal ``plan(record)``'s drafts after the record's head and ``insert_many(ordered=True)``
+   them. The unique index on (tenant_id, subject_ref, seq) lets exactly one writer own each
+   seq: on a duplicate the record is caught up from the newer events (the events are the
+   truth) and only the drafts not yet written are retried on the new head.
+3. Update the subject document only where its ``seq`` is lower than ours, so the update is
+   idempotent and never goes backwards.
+
+A writer can die between 2 and 3; every reader therefore checks for events newer than the
+document and repairs it before answering. An ``erase`` event found that way finishes the
+erasure the dead writer started (DESIGN.md §4: the state and the mapping go, the events stay).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.errors import (
+    BulkWriteError,
+    ConnectionFailure,
+    DuplicateKeyError,
+    PyMongoError,
+    WriteConcernError,
+)
+from pymongo.write_concern import WriteConcern
+
+from consent_api.domain.clock import format_ts, parse_ts
+from consent_api.domain.ledger import new_subject_ref, seal
+from consent_api.domain.model import (
+    Action,
+    ApiKey,
+    PolicyVersion,
+    Purpose,
+    PurposeRecord,
+    SubjectRecord,
+    SubjectTokenKey,
+    Tenant,
+    Vendor,
+)
+from consent_api.domain.projection import apply_events
+from consent_api.errors import Conflict, Unavailable
+from consent_api.store import records
+from consent_api.store.port import (
+    Appended,
+    ExportFilter,
+    IdempotencyRecord,
+    Plan,
+    Store,
+)
+
+# Every index of the store, in one place: (collection, keys, options). ensure_indexes()
+# creates them idempotently; the names keep a re-run from creating duplicates.
+INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
+    ("tenants", [("id", ASCENDING)], {"name": "id", "unique": True}),
+    ("api_keys", [("key_hash", ASCENDING)], {"name": "key_hash", "unique": True}),
+    ("api_keys", [("tenant_id", ASCENDING), ("id", ASCENDING)], {"name": "tenant_id_id", "unique": True}),
+    # CORS preflights: is an Origin registered on any live publishable key?
+    ("api_keys", [("origins", ASCENDING)], {"name": "origins"}),
+    ("subject_token_keys", [("kid", ASCENDING)], {"name": "kid", "unique": True}),
+    ("subject_token_keys", [("tenant_id", ASCENDING), ("created_at", ASCENDING)],
+     {"name": "tenant_id_created_at"}),
+    ("purposes", [("tenant_id", ASCENDING), ("key", ASCENDING)], {"name": "tenant_id_key", "unique": True}),
+    ("policies", [("tenant_id", ASCENDING), ("version", ASCENDING)],
+     {"name": "tenant_id_version", "unique": True}),
+    ("vendors", [("tenant_id", ASCENDING), ("key", ASCENDING)], {"name": "tenant_id_key", "unique": True}),
+    ("subjects", [("tenant_id", ASCENDING), ("subject_id", ASCENDING)],
+     {"name": "tenant_id_subject_id", "unique": True}),
+    ("subjects", [("tenant_id", ASCENDING), ("subject_ref", ASCENDING)],
+     {"name": "tenant_id_subject_ref", "unique": True}),
+    # audiences: subjects whose last decision on a purpose is a grant, in subject_id order
+    ("subjects", [("tenant_id", ASCENDING), ("granted", ASCENDING), ("subject_id", ASCENDING)],
+     {"name": "tenant_id_granted_subject_id"}),
+    ("events", [("tenant_id", ASCENDING), ("subject_ref", ASCENDING), ("seq", ASCENDING)],
+     {"name": "tenant_id_subject_ref_seq", "unique": True}),
+    ("events", [("tenant_id", ASCENDING), ("recorded_at", ASCENDING), ("seq", ASCENDING),
+                ("event_id", ASCENDING)], {"name": "export"}),
+    ("idempotency", [("tenant_id", ASCENDING), ("scope", ASCENDING), ("key", ASCENDING)],
+     {"name": "tenant_id_scope_key", "unique": True}),
+    ("idempotency", [("tenant_id", ASCENDING), ("subject_ref", ASCENDING)],
+     {"name": "tenant_id_subject_ref"}),
+    ("signing_keys", [("kid", ASCENDING)], {"name": "kid", "unique": True}),
+]
+
+EXPORT_ORDER = [("recorded_at", ASCENDING), ("seq", ASCENDING), ("event_id", ASCENDING)]
+EXPORT_BATCH = 1000  # events per subject_id look-up while exporting
+IN_CHUNK = 1000  # ids per $in / $or query
+MAX_ATTEMPTS = 64  # rounds of losing the head to concurrent writers before giving up
+
+_NO_ID = {"_id": 0}
+_CATALOG_FIELDS = {"_id": 0, "tenant_id": 0}
+_DECISIONS = (Action.GRANT, Action.DENY, Action.WITHDRAW)
+
+
+def _translated(exc: PyMongoError) -> Exception | None:
+    """Our error for a driver error, or None when it is a bug to let through."""
+    if isinstance(exc, DuplicateKeyError):
+        return Conflict("duplicate key")
+    if isinstance(exc, BulkWriteError) and exc.details.get("writeConcernErrors"):
+        return Unavailable("MongoDB store: write not acknowledged by a majority")
+    if isinstance(exc, (ConnectionFailure, WriteConcernError)) or getattr(exc, "timeout", False):
+        return Unavailable(f"MongoDB store: {exc}")
+    return None
+
+
+def _wrap_errors(method: Callable) -> Callable:
+    """Translate driver errors raised by a store method (generators included) into ours."""
+    if inspect.isgeneratorfunction(method):
+        @functools.wraps(method)
+        def generator(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            try:
+                yield from method(*args, **kwargs)
+            except PyMongoError as exc:
+                raise (_translated(exc) or exc) from exc
+        return generator
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except PyMongoError as exc:
+            raise (_translated(exc) or exc) from exc
+    return wrapper
+
+
+def _subject_doc(tenant_id: str, record: SubjectRecord) -> dict[str, Any]:
+    # Purposes are a list, not a sub-document keyed by purpose: keys may contain ".".
+    return {
+        "tenant_id": tenant_id,
+        "subject_id": record.subject_id,
+        "subject_ref": record.subject_ref,
+        "seq": record.seq,
+        "head_hash": record.head_hash,
+        "age_band": record.age_band,
+        "purposes": [{"key": key, **rec.to_dict()} for key, rec in sorted(record.purposes.items())],
+        "granted": sorted(key for key, rec in record.purposes.items() if rec.action == Action.GRANT),
+        "updated_at": record.updated_at,
+    }
+
+
+def _record_from(doc: dict[str, Any]) -> SubjectRecord:
+    purposes = {}
+    for item in doc.get("purposes") or ():
+        fields = dict(item)
+        key = fields.pop("key")
+        purposes[key] = PurposeRecord.from_dict(fields)
+    return SubjectRecord(
+        subject_id=doc["subject_id"], subject_ref=doc["subject_ref"], seq=doc["seq"],
+        head_hash=doc["head_hash"], age_band=doc.get("age_band"), purposes=purposes,
+        updated_at=doc.get("updated_at"),
+    )
+
+
+def _event_doc(event: dict[str, Any]) -> dict[str, Any]:
+    """The stored form of an event: everything the chain covers; subject_id lives in subjects."""
+    return {k: v for k, v in event.items() if k != "subject_id"}
+
+
+def _remaining(drafts: list[dict[str, Any]], written: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drafts of a re-plan that this append has not written yet.
+
+    Matched by purpose, one written event cancelling one draft, rather than by position: a
+    re-plan on a record that already holds our first events may drop them (withdraw-all no
+    longer sees those purposes as granted), which would shift every later position.
+    """
+    done = Counter(e["purpose"] for e in written)
+    left = []
+    for draft in drafts:
+        if done[draft.get("purpose")] > 0:
+            done[draft.get("purpose")] -= 1
+        else:
+            left.append(draft)
+    return left
+
+
+class MongoStore(Store):
+    """The Store on one MongoDB database; takes a ready client and closes it on close()."""
+
+    def __init__(self, client: Any, db_name: str):
+        self._client = client
+        self._db = client.get_database(db_name, write_concern=WriteConcern(w="majority"))
+        self._tenants = self._db["tenants"]
+        self._api_keys = self._db["api_keys"]
+        self._subject_token_keys = self._db["subject_token_keys"]
+        self._purposes = self._db["purposes"]
+        self._policies = self._db["policies"]
+        self._vendors = self._db["vendors"]
+        self._subjects = self._db["subjects"]
+        self._events = self._db["events"]
+        self._idempotency = self._db["idempotency"]
+        self._signing_keys = self._db["signing_keys"]
+        self.ensure_indexes()
+
+    @property
+    def db(self) -> Any:
+        """The pymongo Database (for operations tooling and tests)."""
+        return self._db
+
+    @_wrap_errors
+    def ensure_indexes(self) -> None:
+        """Create every index in INDEXES; a no-op for those that exist."""
+        for collection, keys, options in INDEXES:
+            self._db[collection].create_index(keys, **options)
+
+    def close(self) -> None:
+        self._client.close()
+
+    # --- tenants and credentials -----------------------------------------------------------
+    def create_tenant(self, tenant: Tenant) -> None:
+        try:
+            self._tenants.insert_one(records.tenant_doc(tenant))
+        except DuplicateKeyError as exc:
+            raise Conflict(f"tenant {tenant.id} exists") from exc
+
+    def get_tenant(self, tenant_id: str) -> Tenant | None:
+        doc = self._tenants.find_one({"id": tenant_id}, _NO_ID)
+        return records.tenant_from(doc) if doc else None
+
+    def iter_tenants(self) -> Iterator[Tenant]:
+        for doc in self._tenants.find({}, _NO_ID).sort("id", ASCENDING):
+            yield records.tenant_from(doc)
+
+    def add_api_key(self, key: ApiKey) -> None:
+        try:
+            self._api_keys.insert_one(records.api_key_doc(key))
+        except DuplicateKeyError as exc:
+            raise Conflict("API key exists") from exc
+
+    def find_api_key(self, key_hash: str) -> ApiKey | None:
+        doc = self._api_keys.find_one({"key_hash": key_hash}, _NO_ID)
+        return records.api_key_from(doc) if doc else None
+
+    def get_api_key(self, tenant_id: str, key_id: str) -> ApiKey | None:
+        doc = self._api_keys.find_one({"tenant_id": tenant_id, "id": key_id}, _NO_ID)
+        return records.api_key_from(doc) if doc else None
+
+    def list_api_keys(self, tenant_id: str, after: str | None, limit: int) -> list[ApiKey]:
+        query: dict[str, Any] = {"tenant_id": tenant_id}
+        if after is not None:
+            query["id"] = {"$gt": after}
+        docs = self._api_keys.find(query, _NO_ID).sort("id", ASCENDING).limit(limit)
+        return [records.api_key_from(doc) for doc in docs]
+
+    def revoke_api_key(self, tenant_id: str, key_id: str, at: datetime) -> ApiKey | None:
+        doc = self._revoke(self._api_keys, {"tenant_id": tenant_id, "id": key_id}, at)
+        return records.api_key_from(doc) if doc else None
+
+    def publishable_origin_known(self, origin: str) -> bool:
+        query = {"type": "publishable", "origins": origin, "revoked_at": None}
+        return self._api_keys.find_one(query, {"_id": 1}) is not None
+
+    def add_subject_token_key(self, key: SubjectTokenKey) -> None:
+        try:
+            self._subject_token_keys.insert_one(records.subject_token_key_doc(key))
+        except DuplicateKeyError as exc:
+            raise Conflict(f"key {key.kid} exists") from exc
+
+    def find_subject_token_key(self, kid: str) -> SubjectTokenKey | None:
+        doc = self._subject_token_keys.find_one({"kid": kid}, _NO_ID)
+        return records.subject_token_key_from(doc) if doc else None
+
+    def list_subject_token_keys(self, tenant_id: str) -> list[SubjectTokenKey]:
+        docs = self._subject_token_keys.find({"tenant_id": tenant_id}, _NO_ID).sort(
+            [("created_at", ASCENDING), ("kid", ASCENDING)])
+        return [records.subject_token_key_from(doc) for doc in docs]
+
+    def revoke_subject_token_key(self, tenant_id: str, kid: str, at: datetime) -> SubjectTokenKey | None:
+        doc = self._revoke(self._subject_token_keys, {"tenant_id": tenant_id, "kid": kid}, at)
+        return records.subject_token_key_from(doc) if doc else None
+
+    @staticmethod
+    def _revoke(collection: Any, query: dict[str, Any], at: datetime) -> dict[str, Any] | None:
+        # One atomic update sets revoked_at only if unset, so the first revocation wins.
+        doc = collection.find_one_and_update(
+            {**query, "revoked_at": None}, {"$set": {"revoked_at": format_ts(at)}},
+            projection=_NO_ID, return_document=ReturnDocument.AFTER,
+        )
+        return doc or collection.find_one(query, _NO_ID)
+
+    # --- catalog ---------------------------------------------------------------------------
+    @staticmethod
+    def _put(collection: Any, query: dict[str, Any], doc: dict[str, Any]) -> bool:
+        for _ in range(2):  # two first writers of one key: the loser's upsert becomes a replace
+            try:
+                result = collection.replace_one(query, {**query, **doc}, upsert=True)
+            except DuplicateKeyError:
+                continue
+            return result.upserted_id is not None
+        raise Conflict("concurrent writes to the same catalog entry")
+
+    def put_purpose(self, tenant_id: str, purpose: Purpose) -> bool:
+        return self._put(self._purposes, {"tenant_id": tenant_id, "key": purpose.key}, purpose.to_dict())
+
+    def get_purpose(self, tenant_id: str, key: str) -> Purpose | None:
+        doc = self._purposes.find_one({"tenant_id": tenant_id, "key": key}, _CATALOG_FIELDS)
+        return Purpose.from_dict(doc) if doc else None
+
+    def list_purposes(self, tenant_id: str) -> list[Purpose]:
+        docs = self._purposes.find({"tenant_id": tenant_id}, _CATALOG_FIELDS).sort("key", ASCENDING)
+        return [Purpose.from_dict(doc) for doc in docs]
+
+    def add_policy(self, tenant_id: str, policy: PolicyVersion) -> None:
+        try:
+            self._policies.insert_one({"tenant_id": tenant_id, **policy.to_dict()})
+        except DuplicateKeyError as exc:
+            raise Conflict(f"policy version {policy.version} is already published") from exc
+
+    def list_policies(self, tenant_id: str) -> list[PolicyVersion]:
+        docs = self._policies.find({"tenant_id": tenant_id}, _CATALOG_FIELDS).sort("version", ASCENDING)
+        return [PolicyVersion.from_dict(doc) for doc in docs]
+
+    def put_vendor(self, tenant_id: str, vendor: Vendor) -> bool:
+        return self._put(self._vendors, {"tenant_id": tenant_id, "key": vendor.key}, vendor.to_dict())
+
+    def list_vendors(self, tenant_id: str) -> list[Vendor]:
+        docs = self._vendors.find({"tenant_id": tenant_id}, _CATALOG_FIELDS).sort("key", ASCENDING)
+        return [Vendor.from_dict(doc) for doc in docs]
+
+    # --- subjects: reading and repairing -------------------------------------------------------
+    def _load(self, tenant_id: str, subject_id: str) -> SubjectRecord | None:
+        """The subject's record caught up with its events; None when unknown or erased."""
+        doc = self._subjects.find_one({"tenant_id": tenant_id, "subject_id": subject_id}, _NO_ID)
+        return self._catch_up(tenant_id, _record_from(doc)) if doc else None
+
+    def _catch_up(self, tenant_id: str, record: SubjectRecord) -> SubjectRecord | None:
+        """Apply the events newer than the record (a writer died or is mid-way) and save it."""
+        newer = list(self._events.find(
+            {"tenant_id": tenant_id, "subject_ref": record.subject_ref, "seq": {"$gt": record.seq}},
+            _NO_ID,
+        ).sort("seq", ASCENDING))
+        if not newer:
+            return record
+        if any(e["action"] == Action.ERASE for e in newer):
+            self._finish_erasure(tenant_id, record.subject_id, record.subject_ref)
+            return None
+        record = apply_events(record, newer)
+        self._advance(tenant_id, record)
+        return record
+
+    def _catch_up_many(self, tenant_id: str, found: list[SubjectRecord]) -> list[SubjectRecord]:
+        """_catch_up for a page of records in one query; drops erased and event-less ones."""
+        behind: set[str] = set()
+        for start in range(0, len(found), IN_CHUNK):
+            clauses = [{"tenant_id": tenant_id, "subject_ref": r.subject_ref, "seq": {"$gt": r.seq}}
+                       for r in found[start:start + IN_CHUNK]]
+            behind.update(self._events.distinct("subject_ref", {"$or": clauses}))
+        fresh = [self._catch_up(tenant_id, r) if r.subject_ref in behind else r for r in found]
+        return [r for r in fresh if r is not None and r.seq > 0]
+
+    def _advance(self, tenant_id: str, record: SubjectRecord) -> None:
+        # Only forwards: a slower writer or repairer holding an older head changes nothing,
+        # and the subject_ref condition keeps us off a subject re-created after erasure.
+        self._subjects.update_one(
+            {"tenant_id": tenant_id, "subject_id": record.subject_id,
+             "subject_ref": record.subject_ref, "seq": {"$lt": record.seq}},
+            {"$set": _subject_doc(tenant_id, record)},
+        )
+
+    def _finish_erasure(self, tenant_id: str, subject_id: str, subject_ref: str) -> None:
+        self._subjects.delete_one({"tenant_id": tenant_id, "subject_id": subject_id,
+                                   "subject_ref": subject_ref})
+        self._idempotency.delete_many({"tenant_id": tenant_id, "subject_ref": subject_ref})
+
+    def _page(self, tenant_id: str, query: dict[str, Any], after: str | None, limit: int,
+              keep: Callable[[SubjectRecord], bool]) -> list[SubjectRecord]:
+        """Records in subject_id order after `after`, refilled when repair drops some."""
+        page: list[SubjectRecord] = []
+        while len(page) < limit:
+            wanted = limit - len(page)
+            scoped = {"tenant_id": tenant_id, **query}
+            if after is not None:
+                scoped["subject_id"] = {"$gt": after}
+            docs = list(self._subjects.find(scoped, _NO_ID).sort("subject_id", ASCENDING).limit(wanted))
+            page += [r for r in self._catch_up_many(tenant_id, [_record_from(d) for d in docs]) if keep(r)]
+            if len(docs) < wanted:
+                break
+            after = docs[-1]["subject_id"]
+        return page
+
+    def get_subject(self, tenant_id: str, subject_id: str) -> SubjectRecord | None:
+        record = self._load(tenant_id, subject_id)
+        return record if record is not None and record.seq > 0 else None
+
+    def get_subjects(self, tenant_id: str, subject_ids: Sequence[str]) -> dict[str, SubjectRecord]:
+        ids = list(dict.fromkeys(subject_ids))
+        found: dict[str, SubjectRecord] = {}
+        for start in range(0, len(ids), IN_CHUNK):
+            docs = self._subjects.find(
+                {"tenant_id": tenant_id, "subject_id": {"$in": ids[start:start + IN_CHUNK]}}, _NO_ID)
+            for record in self._catch_up_many(tenant_id, [_record_from(d) for d in docs]):
+                found[record.subject_id] = record
+        return found
+
+    def allowed_candidates(self, tenant_id: str, purpose: str, after: str | None,
+                           limit: int) -> list[SubjectRecord]:
+        def still_granted(record: SubjectRecord) -> bool:
+            rec = record.purposes.get(purpose)
+            return rec is not None and rec.action == Action.GRANT
+        return self._page(tenant_id, {"granted": purpose}, after, limit, still_granted)
+
+    def list_subjects(self, tenant_id: str, after: str | None, limit: int) -> list[SubjectRecord]:
+        return self._page(tenant_id, {}, after, limit, lambda record: True)
+
+    def replace_record(self, tenant_id: str, record: SubjectRecord) -> None:
+        try:
+            self._subjects.update_one(
+                {"tenant_id": tenant_id, "subject_id": record.subject_id},
+                {"$set": _subject_doc(tenant_id, record)}, upsert=True,
+            )
+        except DuplicateKeyError as exc:
+            raise Conflict(f"subject_ref {record.subject_ref} belongs to another subject") from exc
+
+    # --- subjects: the write path --------------------------------------------------------------
+    def append(self, tenant_id: str, subject_id: str, plan: Plan, *, erase: bool = False) -> Appended:
+        """Append plan(record)'s events (module docstring); raising in plan writes nothing.
+
+        Losing the head to a concurrent writer re-runs plan on the caught-up record and writes
+        the drafts not yet written; if plan raises then, the events already written stay (they
+        are evidence) and the error propagates.
+        """
+        written: list[dict[str, Any]] = []
+        record = self._load(tenant_id, subject_id)
+        for _ in range(MAX_ATTEMPTS):
+            exists = record is not None
+            if record is None:
+                record = SubjectRecord(subject_id=subject_id, subject_ref=new_subject_ref())
+            drafts = _remaining(plan(record), written)
+            if not drafts:
+                break
+            records.check_draft_tenant(tenant_id, drafts)
+            if not exists and not self._create_subject(tenant_id, record):
+                record = self._load(tenant_id, subject_id)  # a concurrent writer created it
+                continue
+            sealed = seal(drafts, record)
+            inserted = self._insert_events(sealed)
+            written += sealed[:inserted]
+            record = apply_events(record, sealed[:inserted])
+            if inserted == len(sealed):
+                break
+            record = self._catch_up(tenant_id, record)
+        else:
+            raise Unavailable(f"subject {subject_id}: too many concurrent writers, try again")
+        if written:
+            if erase:
+                self._finish_erasure(tenant_id, subject_id, record.subject_ref)
+            else:
+                self._advance(tenant_id, record)
+        return Appended(record, written)
+
+    def _create_subject(self, tenant_id: str, record: SubjectRecord) -> bool:
+        """Claim the subject id for record's new subject_ref; False when someone else did."""
+        try:
+            self._subjects.insert_one(_subject_doc(tenant_id, record))
+        except DuplicateKeyError:
+            return False
+        return True
+
+    def _insert_events(self, events: list[dict[str, Any]]) -> int:
+        """Insert in seq order; the number inserted before a seq already taken."""
+        try:
+            self._events.insert_many([_event_doc(e) for e in events], ordered=True)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors") or []
+            if errors and not exc.details.get("writeConcernErrors") and all(
+                    e.get("code") == 11000 for e in errors):
+                return errors[0]["index"]
+            raise
+        return len(events)
+
+    # --- events ----------------------------------------------------------------------------------
+    def subject_events(self, tenant_id: str, subject_ref: str, after_seq: int = 0,
+                       limit: int | None = None) -> list[dict[str, Any]]:
+        cursor = self._events.find(
+            {"tenant_id": tenant_id, "subject_ref": subject_ref, "seq": {"$gt": after_seq}}, _NO_ID
+        ).sort("seq", ASCENDING)
+        if limit is not None:
+            cursor = cursor.limit(limit)
+        return list(cursor)
+
+    def export_events(self, tenant_id: str, flt: ExportFilter) -> Iterator[dict[str, Any]]:
+        query: dict[str, Any] = {"tenant_id": tenant_id}
+        recorded_at: dict[str, str] = {}
+        if flt.since:
+            recorded_at["$gte"] = flt.since
+        if flt.until:
+            recorded_at["$lt"] = flt.until
+        if recorded_at:
+            query["recorded_at"] = recorded_at
+        if flt.purpose:
+            query["purpose"] = flt.purpose
+        if flt.subject_ref:
+            query["subject_ref"] = flt.subject_ref
+        if flt.after:
+            at, seq, event_id = flt.after.recorded_at, flt.after.seq, flt.after.event_id
+            query["$or"] = [
+                {"recorded_at": {"$gt": at}},
+                {"recorded_at": at, "seq": {"$gt": seq}},
+                {"recorded_at": at, "seq": seq, "event_id": {"$gt": event_id}},
+            ]
+        cursor = self._events.find(query, _NO_ID).sort(EXPORT_ORDER).batch_size(EXPORT_BATCH)
+        try:
+            batch: list[dict[str, Any]] = []
+            for event in cursor:
+                batch.append(event)
+                if len(batch) == EXPORT_BATCH:
+                    yield from self._with_subject_ids(tenant_id, batch)
+                    batch = []
+            yield from self._with_subject_ids(tenant_id, batch)
+        finally:
+            cursor.close()
+
+    def _with_subject_ids(self, tenant_id: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        refs = list({e["subject_ref"] for e in events})
+        ids = {
+            doc["subject_ref"]: doc["subject_id"]
+            for doc in self._subjects.find({"tenant_id": tenant_id, "subject_ref": {"$in": refs}},
+                                           {"_id": 0, "subject_ref": 1, "subject_id": 1})
+        } if refs else {}
+        for event in events:
+            event["subject_id"] = ids.get(event["subject_ref"])
+        return events
+
+    # --- idempotency -------------------------------------------------------------------------
+    def claim_idempotency_key(self, tenant_id: str, scope: str, key: str, request_hash: str,
+                              now: datetime) -> IdempotencyRecord | None:
+        query = {"tenant_id": tenant_id, "scope": scope, "key": key}
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                self._idempotency.insert_one({**query, "request_hash": request_hash, "status": None,
+                                              "body": None, "subject_ref": None,
+                                              "created_at": format_ts(now)})
+                return None
+            except DuplicateKeyError:
+                doc = self._idempotency.find_one(query, _NO_ID)
+            if doc is not None:  # else released in between: claim again
+                return IdempotencyRecord(doc["request_hash"], doc["status"], doc["body"],
+                                         parse_ts(doc["created_at"]))
+        raise Unavailable("idempotency key is being claimed and released concurrently")
+
+    def complete_idempotency_key(self, tenant_id: str, scope: str, key: str, status: int,
+                                 body: str, subject_ref: str | None) -> None:
+        self._idempotency.update_one(
+            {"tenant_id": tenant_id, "scope": scope, "key": key},
+            {"$set": {"status": status, "body": body, "subject_ref": subject_ref}},
+        )
+
+    def release_idempotency_key(self, tenant_id: str, scope: str, key: str) -> None:
+        self._idempotency.delete_one({"tenant_id": tenant_id, "scope": scope, "key": key})
+
+    # --- signing keys and health -----------------------------------------------------------------
+    def list_signing_keys(self) -> list[dict[str, Any]]:
+        return list(self._signing_keys.find({}, _NO_ID).sort([("created_at", ASCENDING), ("kid", ASCENDING)]))
+
+    def add_signing_key(self, key: dict[str, Any]) -> None:
+        try:
+            self._signing_keys.insert_one(dict(key))
+        except DuplicateKeyError as exc:
+            raise Conflict(f"signing key {key['kid']} exists") from exc
+
+    def update_signing_key(self, kid: str, changes: dict[str, Any]) -> None:
+        if changes:
+            self._signing_keys.update_one({"kid": kid}, {"$set": dict(changes)})
+
+    def ping(self) -> None:
+        self._db.command("ping")
+
+
+# Every public method answers in our errors; listed once here rather than decorated one by one.
+for _name in sorted(Store.__abstractmethods__):
+    setattr(MongoStore, _name, _wrap_errors(getattr(MongoStore, _name)))
+del _name
