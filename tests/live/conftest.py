@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 OPERATOR = "live-operator-token"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -59,7 +60,9 @@ class LiveServer:
 def start_server(tmp: Path, workers: int = 2, database_url: str | None = None) -> LiveServer:
     port = free_port()
     database_url = database_url or f"sqlite:///{tmp}/live.db"
-    env = {**os.environ, "CONSENT_DATABASE_URL": database_url, "CONSENT_ADMIN_TOKEN": OPERATOR}
+    # PYTHONPATH: the server must run this checkout, not whatever `pip install -e` pointed at.
+    env = {**os.environ, "CONSENT_DATABASE_URL": database_url, "CONSENT_ADMIN_TOKEN": OPERATOR,
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     log = tmp / f"server-{port}.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
