@@ -3,16 +3,21 @@
 Writers take ``BEGIN IMMEDIATE`` (one writer at a time across threads and processes sharing
 the file), read the subject's head, seal the new events after it, and insert events and the
 updated record in the same transaction, so a subject's ``seq`` has no gaps and an
-acknowledged write survives a crash or a power loss.
+acknowledged write survives a crash or a power loss. On a file, appends and idempotency
+records go through one writer thread per process (``group_commit``), so concurrent requests
+share a transaction and its fsync. Reads use one connection per thread; the catalog and API
+keys are cached per process behind version counters (see VERSION_CHECK_S).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,6 +41,7 @@ from consent_api.domain.model import (
 from consent_api.domain.projection import apply_events
 from consent_api.errors import Conflict, Unavailable
 from consent_api.store import records
+from consent_api.store.group_commit import Failed, GroupCommit, WriteLock
 from consent_api.store.port import (
     Appended,
     ExportFilter,
@@ -102,6 +108,66 @@ def _catalog_version(tenant_id: str) -> str:
     return "catalog:" + tenant_id
 
 
+_INSERT_EVENT = ("INSERT INTO events (tenant_id, subject_ref, seq, recorded_at, event_id, purpose, doc) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?)")
+
+
+@dataclass(frozen=True)
+class _Write:
+    """A write the group commit runs as it is, inside the batch's transaction."""
+
+    fn: Callable[[sqlite3.Connection], Any]
+
+
+@dataclass(frozen=True)
+class _Append:
+    """An append planned, sealed and serialised on a snapshot of the subject's row (``row``,
+    None for a new subject), with the rows it will write."""
+
+    tenant_id: str
+    subject_id: str
+    plan: Plan
+    erase: bool
+    row: tuple | None
+    record: SubjectRecord
+    events: list[dict[str, Any]]
+    updated: SubjectRecord
+    event_rows: list[tuple]
+    subject_row: tuple
+    grants: dict[str, bool]  # purpose -> granted now, for the purposes these events decided
+
+
+class _Rows:
+    """Rows of a batch's appends, written with one executemany per statement."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+        self.subjects: dict[tuple[str, str], tuple] = {}  # the last record of each subject wins
+        self.grants: dict[tuple[str, str, str], bool] = {}  # and the last grant state
+
+    def add(self, a: _Append) -> None:
+        self.events.extend(a.event_rows)
+        self.subjects[(a.tenant_id, a.subject_id)] = a.subject_row
+        for purpose, granted in a.grants.items():
+            self.grants[(a.tenant_id, purpose, a.subject_id)] = granted
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        if self.events:
+            conn.executemany(_INSERT_EVENT, self.events)
+        if self.subjects:
+            conn.executemany(f"INSERT OR REPLACE INTO subjects (tenant_id, {SQLiteStore._SUBJECT_COLUMNS}) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", list(self.subjects.values()))
+        granted = [key for key, on in self.grants.items() if on]
+        revoked = [key for key, on in self.grants.items() if not on]
+        if granted:
+            conn.executemany("INSERT OR IGNORE INTO grants (tenant_id, purpose, subject_id) "
+                             "VALUES (?, ?, ?)", granted)
+        if revoked:
+            conn.executemany("DELETE FROM grants WHERE tenant_id = ? AND purpose = ? AND subject_id = ?",
+                             revoked)
+        self.events, self.subjects, self.grants = [], {}, {}
+
+
 @dataclass(frozen=True)
 class _Catalog:
     purposes: dict[str, Purpose]  # ordered by key
@@ -129,9 +195,17 @@ class SQLiteStore(Store):
         self._catalogs: dict[str, tuple[int, _Catalog]] = {}
         self._keys: dict[str, tuple[int, ApiKey]] = {}
         self._versions: dict[str, tuple[float, int]] = {}  # name -> (reuse until, counter)
+        self._write_lock = None if self._memory else WriteLock(path + "-writelock")
+        self._writer = None if self._memory else GroupCommit(self._connect, self._apply, _translate,
+                                                             self._write_lock)
         if not self._memory:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            ref = weakref.ref(self)  # a connection must never cross a fork (SQLite's rule)
+            os.register_at_fork(after_in_child=lambda: (me := ref()) is not None and me._forget_connections())
         self._init_schema()
+
+    def _forget_connections(self) -> None:
+        self._local = threading.local()
 
     # --- connections ---------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -159,7 +233,10 @@ class SQLiteStore(Store):
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock if self._memory else _nullcontext():
+        """A write transaction on the calling thread, for writes off the hot path (catalog,
+        credentials, rebuilds). Never append or _transact inside it: the writer thread would
+        wait for this lock while this thread waits for the writer."""
+        with self._lock if self._memory else self._write_lock:
             conn = self._conn()
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -208,6 +285,9 @@ class SQLiteStore(Store):
         self._local.bumped.append(name)
 
     def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._write_lock.close()
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
@@ -456,35 +536,135 @@ class SQLiteStore(Store):
                 conn.execute("DELETE FROM grants WHERE tenant_id = ? AND purpose = ? AND subject_id = ?",
                              (tenant_id, key, record.subject_id))
 
+    def _transact(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """fn(conn) inside a write transaction; on a file, through the group commit."""
+        if self._writer is None:
+            with self._write() as conn:
+                return fn(conn)
+        return self._writer.run(_Write(fn))
+
     def append(self, tenant_id: str, subject_id: str, plan: Plan, *, erase: bool = False) -> Appended:
-        with self._write() as conn:
-            record = self._load(conn, tenant_id, subject_id) or SubjectRecord(
-                subject_id=subject_id, subject_ref=new_subject_ref()
-            )
-            events = seal(plan(record), record)
-            records.check_draft_tenant(tenant_id, events)
-            if not events:
-                return Appended(record, [])
-            conn.executemany(
-                "INSERT INTO events (tenant_id, subject_ref, seq, recorded_at, event_id, purpose, doc) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(tenant_id, e["subject_ref"], e["seq"], e["recorded_at"], e["event_id"],
-                  e["purpose"], _dumps({k: v for k, v in e.items() if k != "subject_id"}))
-                 for e in events],
-            )
-            updated = apply_events(record, events)
-            if erase:
-                conn.execute("DELETE FROM subjects WHERE tenant_id = ? AND subject_id = ?",
-                             (tenant_id, subject_id))
-                conn.execute("DELETE FROM grants WHERE tenant_id = ? AND subject_id = ?",
-                             (tenant_id, subject_id))
+        if self._writer is None:
+            with self._write() as conn:
+                prepared = self._prepare(tenant_id, subject_id, plan, erase,
+                                         *self._snapshot(conn, tenant_id, subject_id))
+                outcome = self._apply_appends(conn, [prepared])[0]
+        else:
+            # Plan, seal and serialise here, in the request's thread, on a snapshot of the
+            # record; the writer thread applies the result as is when the subject's row is
+            # still that snapshot at commit time, and plans again on the new record otherwise.
+            self._writer.announce()
+            try:
+                with self._read() as conn:
+                    snapshot = self._snapshot(conn, tenant_id, subject_id)
+                prepared = self._prepare(tenant_id, subject_id, plan, erase, *snapshot)
+            except BaseException:
+                self._writer.withdraw()
+                raise
+            if not prepared.events:
+                self._writer.withdraw()
+                return Appended(prepared.record, [])
+            outcome = self._writer.run(prepared, announced=True)
+        if isinstance(outcome, Failed):
+            raise outcome.error
+        return outcome
+
+    def _snapshot(self, conn: sqlite3.Connection, tenant_id: str,
+                  subject_id: str) -> tuple[tuple | None, SubjectRecord]:
+        row = conn.execute(
+            f"SELECT {self._SUBJECT_COLUMNS} FROM subjects WHERE tenant_id = ? AND subject_id = ?",
+            (tenant_id, subject_id),
+        ).fetchone()
+        record = self._record(row) if row else SubjectRecord(subject_id=subject_id,
+                                                             subject_ref=new_subject_ref())
+        return row, record
+
+    def _prepare(self, tenant_id: str, subject_id: str, plan: Plan, erase: bool,
+                 row: tuple | None, record: SubjectRecord) -> _Append:
+        events = seal(plan(record), record)
+        records.check_draft_tenant(tenant_id, events)
+        updated = apply_events(record, events) if events else record
+        touched = {e["purpose"] for e in events if e["action"] in _DECISIONS}
+        return _Append(
+            tenant_id, subject_id, plan, erase, row, record, events, updated,
+            event_rows=[(tenant_id, e["subject_ref"], e["seq"], e["recorded_at"], e["event_id"],
+                         e["purpose"], _dumps({k: v for k, v in e.items() if k != "subject_id"}))
+                        for e in events],
+            subject_row=(tenant_id, updated.subject_id, updated.subject_ref, updated.seq,
+                         updated.head_hash, updated.age_band, _dumps(updated.purposes_json()),
+                         updated.updated_at),
+            grants={key: (rec := updated.purposes.get(key)) is not None and rec.action == Action.GRANT
+                    for key in touched},
+        )
+
+    def _apply(self, conn: sqlite3.Connection, payloads: list[_Write | _Append]) -> list[Any]:
+        """The group commit's batch, inside its transaction: one outcome per payload."""
+        outcomes: list[Any] = [None] * len(payloads)
+        appends = []
+        for i, payload in enumerate(payloads):
+            if isinstance(payload, _Append):
+                appends.append(i)
+                continue
+            conn.execute("SAVEPOINT write")
+            try:
+                outcomes[i] = payload.fn(conn)
+            except Exception as exc:
+                if not conn.in_transaction:
+                    raise  # SQLite gave up the whole transaction: the batch fails
+                conn.execute("ROLLBACK TO write")
+                outcomes[i] = Failed(exc)
+            conn.execute("RELEASE write")
+        for i, outcome in zip(appends, self._apply_appends(conn, [payloads[i] for i in appends])):
+            outcomes[i] = outcome
+        return outcomes
+
+    def _apply_appends(self, conn: sqlite3.Connection, appends: list[_Append]) -> list[Any]:
+        """Apply prepared appends in order with a few statements for all of them; an append
+        whose subject changed since its snapshot (in an earlier transaction, or earlier in this
+        batch) is planned again on the current record, and fails alone if its plan refuses."""
+        rows: dict[tuple[str, str], tuple] = {}
+        by_tenant: dict[str, list[str]] = {}
+        for a in appends:
+            by_tenant.setdefault(a.tenant_id, []).append(a.subject_id)
+        for tenant_id, ids in by_tenant.items():
+            ids = list(dict.fromkeys(ids))
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                for row in conn.execute(
+                    f"SELECT {self._SUBJECT_COLUMNS} FROM subjects "
+                    f"WHERE tenant_id = ? AND subject_id IN ({','.join('?' * len(chunk))})",
+                    (tenant_id, *chunk),
+                ):
+                    rows[(tenant_id, row[0])] = row
+        changed: dict[tuple[str, str], SubjectRecord | None] = {}  # by this batch; None: erased
+        pending = _Rows()
+        outcomes: list[Any] = []
+        for a in appends:
+            key = (a.tenant_id, a.subject_id)
+            if key in changed or rows.get(key) != a.row:
+                row = None if key in changed else rows.get(key)
+                record = changed.get(key) if key in changed else (self._record(row) if row else None)
+                try:
+                    a = self._prepare(a.tenant_id, a.subject_id, a.plan, a.erase, row,
+                                      record or SubjectRecord(subject_id=a.subject_id,
+                                                              subject_ref=new_subject_ref()))
+                except Exception as exc:
+                    outcomes.append(Failed(exc))
+                    continue
+            if a.events and a.erase:
+                pending.flush(conn)  # what came before the erasure lands first
+                conn.executemany(_INSERT_EVENT, a.event_rows)
+                conn.execute("DELETE FROM subjects WHERE tenant_id = ? AND subject_id = ?", key)
+                conn.execute("DELETE FROM grants WHERE tenant_id = ? AND subject_id = ?", key)
                 conn.execute("DELETE FROM idempotency WHERE tenant_id = ? AND subject_ref = ?",
-                             (tenant_id, record.subject_ref))
-            else:
-                self._save(conn, tenant_id, updated)
-                touched = {e["purpose"] for e in events if e["action"] in _DECISIONS}
-                self._sync_grants(conn, tenant_id, updated, touched)
-        return Appended(updated, events)
+                             (a.tenant_id, a.record.subject_ref))
+                changed[key] = None
+            elif a.events:
+                pending.add(a)
+                changed[key] = a.updated
+            outcomes.append(Appended(a.updated if a.events else a.record, a.events))
+        pending.flush(conn)
+        return outcomes
 
     # Bulk loading, for benchmarks and migrations only: bulk_rows serialises sealed ledgers (it
     # is pure, so producers can run it in parallel processes), bulk_load writes the batches.
@@ -615,9 +795,11 @@ class SQLiteStore(Store):
             self._sync_grants(conn, tenant_id, record, set(record.purposes))
 
     # --- idempotency -------------------------------------------------------------------------
+    # Claims, answers and releases ride the group commit too: a write with an Idempotency-Key
+    # is three transactions, and under load each should share its fsync with others.
     def claim_idempotency_key(self, tenant_id: str, scope: str, key: str, request_hash: str,
                               now: datetime) -> IdempotencyRecord | None:
-        with self._write() as conn:
+        def claim(conn: sqlite3.Connection) -> IdempotencyRecord | None:
             row = conn.execute(
                 "SELECT request_hash, status, body, created_at FROM idempotency "
                 "WHERE tenant_id = ? AND scope = ? AND key = ?", (tenant_id, scope, key),
@@ -628,21 +810,25 @@ class SQLiteStore(Store):
                 "INSERT INTO idempotency (tenant_id, scope, key, request_hash, created_at) "
                 "VALUES (?, ?, ?, ?, ?)", (tenant_id, scope, key, request_hash, format_ts(now)),
             )
-        return None
+            return None
+
+        return self._transact(claim)
 
     def complete_idempotency_key(self, tenant_id: str, scope: str, key: str, status: int,
                                  body: str, subject_ref: str | None) -> None:
-        with self._write() as conn:
-            conn.execute(
-                "UPDATE idempotency SET status = ?, body = ?, subject_ref = ? "
-                "WHERE tenant_id = ? AND scope = ? AND key = ?",
-                (status, body, subject_ref, tenant_id, scope, key),
-            )
+        def complete(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE idempotency SET status = ?, body = ?, subject_ref = ? "
+                         "WHERE tenant_id = ? AND scope = ? AND key = ?",
+                         (status, body, subject_ref, tenant_id, scope, key))
+
+        self._transact(complete)
 
     def release_idempotency_key(self, tenant_id: str, scope: str, key: str) -> None:
-        with self._write() as conn:
+        def release(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM idempotency WHERE tenant_id = ? AND scope = ? AND key = ?",
                          (tenant_id, scope, key))
+
+        self._transact(release)
 
     # --- signing keys and health ---------------------------------------------------------------
     def list_signing_keys(self) -> list[dict[str, Any]]:
@@ -673,6 +859,15 @@ class SQLiteStore(Store):
 @contextmanager
 def _nullcontext() -> Iterator[None]:
     yield
+
+
+def _translate(exc: BaseException) -> BaseException:
+    """Driver errors become the port's; anything else (a plan's Invalid) passes unchanged."""
+    if isinstance(exc, sqlite3.OperationalError):
+        error = Unavailable(f"SQLite store: {exc}")
+        error.__cause__ = exc
+        return error
+    return exc
 
 
 class _Reading:
