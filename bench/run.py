@@ -166,11 +166,11 @@ def _seeded(args, n: int, db: Path) -> tuple[seed.Population, str]:
     """Copy a cached seed of this size when there is one; otherwise seed (and cache) it."""
     cache = Path(args.seed_cache) / f"seed-v{SEED_VERSION}-{label(n)}.db" if args.seed_cache else None
     meta = cache.with_suffix(".json") if cache else None
+    for path in (db, Path(str(db) + "-wal"), Path(str(db) + "-shm")):
+        path.unlink(missing_ok=True)  # a stale WAL next to a copied file would corrupt it
     if cache and cache.exists() and meta.exists():
         shutil.copyfile(cache, db)
         return seed.Population(**json.loads(meta.read_text())), "cached seed"
-    for path in (db, Path(str(db) + "-wal"), Path(str(db) + "-shm")):
-        path.unlink(missing_ok=True)
     pop = seed.seed(str(db), n)
     if cache:
         cache.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,10 @@ nothing but its own commit.
 
 Across processes the writer threads of all workers take turns through ``WriteLock`` (flock),
 held from BEGIN IMMEDIATE to COMMIT; a write's CPU work is done before it queues (see
-SQLiteStore.append), so the lock is held for little more than the fsync.
+SQLiteStore.append). The COMMIT itself does not fsync: a second thread syncs the log after it
+(``sync``) and only then answers, so fsyncs no longer happen inside the lock, the writer can
+commit the next batch while the last one is being flushed, and the guarantee is unchanged: no
+write is acknowledged before an fsync that began after its COMMIT has returned.
 """
 
 from __future__ import annotations
@@ -95,25 +98,36 @@ _STOP = _Job(None)
 
 
 class GroupCommit:
-    """``run(payload)`` queues a write for the writer thread and returns its outcome once the
-    transaction holding it has committed; a ``Failed`` outcome is raised instead."""
+    """``run(payload)`` queues a write and returns its outcome once the transaction holding it
+    has committed and an fsync of the log that began after that COMMIT has returned; a
+    ``Failed`` outcome is raised instead.
+
+    Two threads per process: the writer commits batch after batch (synchronous=NORMAL, so a
+    COMMIT only writes), the syncer fsyncs and answers. While one fsync runs, the writer
+    commits the next batches, and the next fsync covers all of them: commits are no longer
+    paced by the disk's flush latency, and every answer still waits for its flush."""
 
     def __init__(self, connect: Callable[[], Any], apply: Apply,
-                 translate: Callable[[BaseException], BaseException], lock: WriteLock):
-        self._connect = connect
+                 translate: Callable[[BaseException], BaseException], lock: WriteLock,
+                 sync: Callable[[], None]):
+        self._connect = connect  # a connection whose COMMIT does not fsync: sync() does
         self._apply = apply
         self._translate = translate  # driver errors into the store's own
         self._lock = lock
+        self._sync = sync
         self._reset()
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: (me := ref()) is not None and me._reset())
 
     def _reset(self) -> None:
-        """A fresh queue and no thread: at start, and in a forked child (threads do not survive a fork)."""
+        """Fresh queues and no threads: at start, and in a forked child (threads do not survive a fork)."""
         self._cond = threading.Condition()
         self._queue: deque[_Job] = deque()
-        self._thread: threading.Thread | None = None
         self._announced = 0  # writes being prepared that will queue shortly
+        self._threads: list[threading.Thread] = []
+        self._synced = threading.Condition()
+        self._committed: list[tuple[_Job, Any]] = []  # committed, waiting for an fsync
+        self._writer_done = False
 
     def announce(self) -> None:
         """A write is being prepared; the next batch waits up to GATHER_S for it. Follow with
@@ -129,10 +143,11 @@ class GroupCommit:
     def run(self, payload: Any, announced: bool = False) -> Any:
         job = _Job(payload)
         with self._cond:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="sqlite-group-commit",
-                                                daemon=True)
-                self._thread.start()
+            if not self._threads:
+                self._threads = [threading.Thread(target=self._write_loop, name="sqlite-writer", daemon=True),
+                                 threading.Thread(target=self._sync_loop, name="sqlite-syncer", daemon=True)]
+                for thread in self._threads:
+                    thread.start()
             self._queue.append(job)
             if announced:
                 self._announced -= 1
@@ -143,18 +158,20 @@ class GroupCommit:
         return job.outcome
 
     def close(self) -> None:
-        """Finish what is queued, then stop the writer thread and close its connection."""
+        """Finish what is queued, then stop both threads and close the writer's connection."""
         with self._cond:
-            thread = self._thread
-            if thread is None:
+            threads = self._threads
+            if not threads:
                 return
             self._queue.append(_STOP)
             self._cond.notify()
-        thread.join()
+        for thread in threads:
+            thread.join()
         with self._cond:
-            self._thread = None
+            self._threads = []
+            self._writer_done = False
 
-    def _loop(self) -> None:
+    def _write_loop(self) -> None:
         conn = None
         while True:
             with self._cond:
@@ -174,13 +191,39 @@ class GroupCommit:
                 jobs = jobs or self._take()[0]
                 outcomes = [Failed(self._translate(exc))] * len(jobs)
                 conn = self._recover(conn)
-            for job, outcome in zip(jobs, outcomes if jobs else []):
-                job.outcome = outcome
-                job.done.set()
+                for job, outcome in zip(jobs, outcomes):  # nothing committed: answer at once
+                    job.outcome = outcome
+                    job.done.set()
+                jobs = []
+            if jobs:
+                with self._synced:
+                    self._committed.extend(zip(jobs, outcomes))
+                    self._synced.notify()
             if stop:
                 if conn is not None:
                     conn.close()
+                with self._synced:
+                    self._writer_done = True
+                    self._synced.notify()
                 return
+
+    def _sync_loop(self) -> None:
+        while True:
+            with self._synced:
+                while not self._committed and not self._writer_done:
+                    self._synced.wait()
+                committed, self._committed = self._committed, []
+                done = self._writer_done and not committed
+            if done:
+                return
+            try:
+                self._sync()  # begins after these COMMITs: it covers all of them
+            except BaseException as exc:  # noqa: BLE001 - committed but perhaps not durable
+                error = Failed(self._translate(exc))
+                committed = [(job, error) for job, _ in committed]
+            for job, outcome in committed:
+                job.outcome = outcome
+                job.done.set()
 
     def _take(self) -> tuple[list[_Job], bool]:
         """The queued jobs (after a short wait for announced ones), and whether to stop after them."""

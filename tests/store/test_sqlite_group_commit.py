@@ -4,6 +4,7 @@ only after its transaction committed, and one failing plan fails alone."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -160,7 +161,32 @@ def test_a_forked_worker_gets_its_own_writer_thread(store):
 
 def test_close_finishes_and_stops_the_writer(store):
     append(store, "t1", "u1", draft("push"))
-    thread = store._writer._thread
+    threads = store._writer._threads
     store.close()
-    assert not thread.is_alive()
+    assert threads and not any(thread.is_alive() for thread in threads)
     assert append(store, "t1", "u1", draft("sms")).events[0]["seq"] == 2  # a new writer starts
+
+
+def test_no_write_is_answered_before_an_fsync_of_the_log_that_follows_its_commit(store, monkeypatch):
+    """The writer's COMMIT runs with synchronous=NORMAL (no fsync inside the lock); the fsync of
+    the WAL comes after it and before the answer, as synchronous=FULL would have done."""
+    log: list[str] = []
+    apply, sync = store._apply, store._sync_wal
+    monkeypatch.setattr(store._writer, "_sync", lambda: (log.append("fsync"), sync())[1])
+    fsyncs: list[int] = []
+    real_fdatasync = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (fsyncs.append(fd), real_fdatasync(fd))[1])
+
+    def logged_apply(conn, payloads):
+        outcomes = apply(conn, payloads)
+        log.append("commit")  # the batch's COMMIT follows immediately
+        return outcomes
+
+    monkeypatch.setattr(store._writer, "_apply", logged_apply)
+    for n in range(3):
+        append(store, "t1", "u1", draft("push"))
+        log.append("answered")
+    assert log == ["commit", "fsync", "answered"] * 3
+    assert fsyncs and os.path.samefile(f"/proc/self/fd/{fsyncs[0]}", store.path + "-wal")
+    with sqlite3.connect(store.path) as check:
+        assert check.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 3
