@@ -15,4 +15,6 @@ VOLUME ["/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
   CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=2).status != 200)"
+# SIGTERM: granian finishes the requests in flight, then each worker closes its store.
+STOPSIGNAL SIGTERM
 CMD ["consent-api", "serve"]

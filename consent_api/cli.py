@@ -1,4 +1,5 @@
-"""consent-api: serve, tenant create, key create, seed-demo, rebuild-state.
+"""consent-api: serve, tenant create, key create, seed-demo, rebuild-state, export, verify-export,
+migrate, migrate-store, rotate-signing-key.
 
 Every command reads CONSENT_DATABASE_URL (default sqlite:///./consent.db)."""
 
@@ -7,7 +8,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 from consent_api import __version__
@@ -15,10 +20,33 @@ from consent_api.config import Settings
 from consent_api.domain.clock import system_clock
 
 
-def _store(settings: Settings):
-    from consent_api.store.open import open_store
+def _store(settings: Settings, url: str | None = None):
+    from consent_api.store.open import MongoOptions, open_store
 
-    return open_store(settings.database_url)
+    return open_store(url or settings.database_url, MongoOptions(**settings.mongo_options()))
+
+
+def _shown(url: str) -> str:
+    """A database URL fit for a terminal: the password replaced."""
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+
+
+def _metrics_dir() -> tuple[Path, bool]:
+    """Where granian's workers pool their metrics (prometheus_client multiprocess mode), and
+    whether it was made here (and is to be removed after).
+
+    An operator's PROMETHEUS_MULTIPROC_DIR is emptied of the last run's files; otherwise a
+    fresh temporary directory is made. Set before any worker starts, so all of them use it."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+        return path, False
+    path = Path(tempfile.mkdtemp(prefix="consent-api-metrics-"))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return path, True
 
 
 def _print_json(data) -> None:
@@ -26,23 +54,36 @@ def _print_json(data) -> None:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from consent_api.errors import Unavailable
     from consent_api.security.signing_keys import KeyRing
 
     store = _store(settings)
-    KeyRing(store, system_clock, settings.key_encryption_key).jwks()  # one key, before workers race
+    try:
+        store.migrate()  # schema and indexes in place before any worker writes
+        KeyRing(store, system_clock, settings.key_encryption_key).jwks()  # one key, before workers race
+    except Unavailable as exc:
+        print(f"warning: the store does not answer ({exc.detail}); starting anyway: /readyz answers "
+              "503 and the indexes are made once it does", file=sys.stderr)
     if args.demo:
         _seed_demo(store, args.demo_keys_file)
     store.close()
+    metrics_dir, made_metrics_dir = _metrics_dir()
     if not settings.admin_token:
         print("note: CONSENT_ADMIN_TOKEN is not set, so POST /v1/tenants is closed; "
               "use `consent-api tenant create`.", file=sys.stderr)
     print(f"consent_api {__version__} on http://{args.host}:{args.port} "
           f"({args.workers} workers, store {settings.database_url.split('://')[0]})", file=sys.stderr)
-    serve_wsgi("consent_api.web.wsgi:app", args.host, args.port, args.workers, args.threads)
+    # SIGTERM/SIGINT: granian stops accepting, lets each worker finish its requests (for at
+    # most --shutdown-timeout seconds), and each worker closes its store (web/wsgi.py).
+    serve_wsgi("consent_api.web.wsgi:app", args.host, args.port, args.workers, args.threads,
+               kill_timeout=args.shutdown_timeout)
+    if made_metrics_dir:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
-def serve_wsgi(target: str, host: str, port: int, workers: int, threads: int) -> None:
+def serve_wsgi(target: str, host: str, port: int, workers: int, threads: int,
+               kill_timeout: int | None = None) -> None:
     """Serve a WSGI app ("module:attribute") the way production does; bench/ serves its bare
     Flask baseline through this same function, so both run under identical settings."""
     from granian import Granian
@@ -50,7 +91,7 @@ def serve_wsgi(target: str, host: str, port: int, workers: int, threads: int) ->
 
     Granian(
         target, address=host, port=port, interface=Interfaces.WSGI, workers=workers,
-        blocking_threads=threads, backlog=2048, log_access=False,
+        blocking_threads=threads, backlog=2048, log_access=False, workers_kill_timeout=kill_timeout,
     ).serve()
 
 
@@ -117,6 +158,65 @@ def cmd_rebuild_state(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if report.broken_chains or (args.check and report.differences) else 0
 
 
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    store = _store(settings)
+    print(f"migrating {_shown(settings.database_url)}")
+    for line in store.migrate():
+        print("  " + line)
+    if args.shard:
+        if not hasattr(store, "shard"):
+            print("error: --shard applies to a MongoDB store (run it against mongos)", file=sys.stderr)
+            return 2
+        for line in store.shard():
+            print("  " + line)
+    store.close()
+    return 0
+
+
+class _Bar:
+    """A progress bar on stderr, redrawn when the whole percentage changes."""
+
+    WIDTH = 30
+
+    def __init__(self) -> None:
+        self._last: tuple[str, int] | None = None
+
+    def __call__(self, tenant_id: str, done: int, total: int, events: int) -> None:
+        percent = 100 * done // total if total else 100
+        if (tenant_id, percent) == self._last and done != total:
+            return
+        self._last = (tenant_id, percent)
+        filled = self.WIDTH * percent // 100
+        print(f"\r  {tenant_id} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {percent:3d}% "
+              f"{done:,}/{total:,} chains, {events:,} events", end="\n" if done == total else "",
+              file=sys.stderr, flush=True)
+
+
+def cmd_migrate_store(args: argparse.Namespace, settings: Settings) -> int:
+    from consent_api.services.migration import copy_store, verify_copy
+
+    if args.source == args.target:
+        print("error: --from and --to name the same store", file=sys.stderr)
+        return 2
+    source, target = _store(settings, args.source), _store(settings, args.target)
+    print(f"copying {_shown(args.source)} -> {_shown(args.target)}", file=sys.stderr)
+    for line in target.migrate():
+        print("  target: " + line, file=sys.stderr)
+    try:
+        copied = copy_store(source, target, progress=_Bar())
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again to resume where it stopped", file=sys.stderr)
+        return 130
+    print(copied.summary(), file=sys.stderr)
+    verdict = verify_copy(source, target)
+    for mismatch in verdict.mismatches[:50]:
+        print("  " + mismatch)
+    print(verdict.summary())
+    source.close()
+    target.close()
+    return 0 if verdict.ok else 1
+
+
 def cmd_rotate_signing_key(args: argparse.Namespace, settings: Settings) -> int:
     from consent_api.security.signing_keys import KeyRing
 
@@ -125,6 +225,121 @@ def cmd_rotate_signing_key(args: argparse.Namespace, settings: Settings) -> int:
     print(f"new signing key {kid} is active; older keys stay in the JWKS and keep verifying "
           "what they signed (running servers pick the new key up within a minute)")
     return 0
+
+
+class Progress:
+    """A progress line on stderr: done/total, rate and ETA. Redrawn in place on a terminal,
+    otherwise one line every few seconds so logs stay readable."""
+
+    def __init__(self, total: int | None, label: str = "exporting", stream=None, clock=time.monotonic,
+                 tty: bool | None = None):
+        self.total, self.label, self.clock = total, label, clock
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.interval = 0.2 if self.tty else 5.0
+        self.started = self.last = clock()
+
+    def update(self, done: int) -> None:
+        now = self.clock()
+        if now - self.last >= self.interval:
+            self.last = now
+            self._draw(self.render(done, now), final=False)
+
+    def finish(self, done: int) -> None:
+        self._draw(self.render(done, self.clock()), final=True)
+
+    def render(self, done: int, now: float) -> str:
+        elapsed = max(now - self.started, 1e-9)
+        rate = done / elapsed
+        if not self.total:
+            return f"{self.label} {done:,} events  {rate:,.0f}/s  {_duration(elapsed)} elapsed"
+        share = min(done / self.total, 1.0)
+        bar = "#" * int(share * 24)
+        eta = _duration((self.total - done) / rate) if rate > 0 else "--:--"
+        return (f"{self.label} [{bar:<24}] {share:6.1%}  {done:,}/{self.total:,} events  "
+                f"{rate:,.0f}/s  ETA {eta}")
+
+    def _draw(self, text: str, final: bool) -> None:
+        if self.tty:
+            self.stream.write("\r\x1b[2K" + text + ("\n" if final else ""))
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _timestamp(value: str):
+    from consent_api.domain.clock import parse_ts
+
+    try:
+        return parse_ts(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 time such as 2026-03-01T00:00:00Z ({exc})")
+
+
+def _only_tenant(store, tenant_id: str | None) -> str:
+    from consent_api.services import tenants
+
+    if tenant_id:
+        return tenants.get_tenant(store, tenant_id).id
+    found = [t.id for t in store.iter_tenants()]
+    if len(found) != 1:
+        raise ValueError("the store holds " + (f"{len(found)} tenants" if found else "no tenant")
+                         + "; name one with --tenant")
+    return found[0]
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write next to the export atomically, so a reader never sees half a manifest."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from consent_api.security.signing_keys import KeyRing
+    from consent_api.services import audit
+    from consent_api.services.deps import Deps
+
+    store = _store(settings)
+    tenant_id = _only_tenant(store, args.tenant)
+    deps = Deps(store=store, clock=system_clock, issuer=settings.issuer,
+                keys=KeyRing(store, system_clock, settings.key_encryption_key))
+    query = audit.ExportQuery(since=args.since, until=args.until, purpose=args.purpose,
+                              subject_id=args.subject_id)
+    export_plan = audit.plan(deps, tenant_id, query)
+    out = Path(args.out)
+    resume = args.resume and out.exists()
+    if args.resume and not resume:
+        print(f"note: {out} does not exist yet; starting a new export", file=sys.stderr)
+    progress = Progress(audit.count(deps, tenant_id, export_plan),
+                        "verifying and resuming" if resume else "exporting")
+    with out.open("r+b" if resume else "w+b") as fh:
+        written = audit.write_export(deps, tenant_id, export_plan, args.format, fh, resume=resume,
+                                     progress=progress.update)
+        fh.flush()
+        os.fsync(fh.fileno())
+    progress.finish(written.count)
+    manifest_path = out.with_name(out.name + ".manifest.jws")
+    jwks_path = out.with_name(out.name + ".jwks.json")
+    _write_private(manifest_path, written.manifest + "\n")
+    _write_private(jwks_path, json.dumps(deps.keys.jwks(), indent=2) + "\n")
+    kept = f" ({written.kept:,} kept from the earlier run)" if resume else ""
+    print(f"wrote {written.count:,} events{kept} to {out}\n"
+          f"  manifest: {manifest_path}\n  jwks:     {jwks_path}\n"
+          f"verify with: consent-api verify-export {out} --manifest {manifest_path} --jwks {jwks_path}",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_verify_export(args: argparse.Namespace, settings: Settings) -> int:
+    from consent_api import verify
+
+    return verify.run(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="worker processes (default 2; measured best on 2 cores)")
     serve.add_argument("--threads", type=int, default=int(os.environ.get("CONSENT_THREADS", "8")),
                        help="blocking threads per worker (default 8)")
+    serve.add_argument("--shutdown-timeout", type=int,
+                       default=int(os.environ.get("CONSENT_SHUTDOWN_TIMEOUT", "25")),
+                       help="seconds a worker may take to finish its requests on SIGTERM (default 25)")
     serve.add_argument("--demo", action="store_true",
                        help="create the demo tenant first (or fresh keys for it) and print its keys")
     serve.add_argument("--demo-keys-file", default="demo-keys.env",
@@ -174,6 +392,40 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild = sub.add_parser("rebuild-state", help="recompute every state from the ledger")
     rebuild.add_argument("--check", action="store_true", help="report differences without fixing them")
     rebuild.set_defaults(func=cmd_rebuild_state)
+
+    migrate = sub.add_parser("migrate", help="create or upgrade the store's schema and indexes, "
+                                             "printing each step")
+    migrate.add_argument("--shard", action="store_true",
+                         help="MongoDB through mongos: also shard the big collections (docs/scaling.md)")
+    migrate.set_defaults(func=cmd_migrate)
+
+    move = sub.add_parser("migrate-store", help="copy every tenant to another store, resumably, "
+                                                "and verify every chain head")
+    move.add_argument("--from", dest="source", required=True, metavar="URL", help="e.g. sqlite:///consent.db")
+    move.add_argument("--to", dest="target", required=True, metavar="URL",
+                      help="e.g. mongodb://mongo1,mongo2,mongo3/consent_api?replicaSet=rs0")
+    move.set_defaults(func=cmd_migrate_store)
+
+    export = sub.add_parser("export", help="write the tenant's audit export, its signed manifest and the JWKS")
+    export.add_argument("--out", required=True, help="the export file; FILE.manifest.jws and "
+                                                     "FILE.jwks.json are written next to it")
+    export.add_argument("--format", choices=["ndjson", "csv"], default="ndjson")
+    export.add_argument("--since", type=_timestamp, help="recorded_at from this time (inclusive)")
+    export.add_argument("--until", type=_timestamp, help="recorded_at before this time (exclusive)")
+    export.add_argument("--purpose", help="only events about this purpose")
+    export.add_argument("--subject-id", help="only this subject's chain")
+    export.add_argument("--tenant", help="tenant id (ten_...); optional when the store has one tenant")
+    export.add_argument("--resume", action="store_true",
+                        help="keep the complete lines already in FILE (checked against the store) "
+                             "and continue after them")
+    export.set_defaults(func=cmd_export)
+
+    verify_export = sub.add_parser("verify-export", help="verify an export offline: chains, manifest "
+                                                         "signature, count, digest")
+    from consent_api import verify
+
+    verify.add_arguments(verify_export)
+    verify_export.set_defaults(func=cmd_verify_export)
     return parser
 
 

@@ -20,6 +20,20 @@ class Settings:
     subject_token_leeway_s: int = 60
     consent_token_ttl_s: int = 3600
     log_level: str = "INFO"
+    # Per credential, as a `limits` string ("600/minute", "50/second;10000/day"); "off" disables.
+    # The default is far above what one key sends in tests and benchmarks.
+    rate_limit: str = "20000/second"
+    # A `limits` storage URI: memory:// counts per worker process; redis:// or mongodb:// share
+    # the counters between processes and machines.
+    rate_limit_storage: str = "memory://"
+    # MongoDB client tuning (store.open.MongoOptions; the defaults are the same there)
+    mongo_max_pool_size: int = 100
+    mongo_min_pool_size: int = 0
+    mongo_server_selection_timeout_ms: int = 5000
+    mongo_connect_timeout_ms: int = 5000
+    mongo_socket_timeout_ms: int = 30000
+    mongo_wait_queue_timeout_ms: int = 5000
+    mongo_export_read_preference: str = "secondaryPreferred"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -31,6 +45,11 @@ class Settings:
                 continue
             values[f.name] = int(raw) if f.type in ("int", int) else raw
         return replace(cls(**values), **overrides)
+
+    def mongo_options(self) -> dict[str, Any]:
+        """The CONSENT_MONGO_* settings as store.open.MongoOptions keyword arguments."""
+        return {f.name.removeprefix("mongo_"): getattr(self, f.name) for f in fields(self)
+                if f.name.startswith("mongo_")}
 
     def redacted(self) -> dict[str, Any]:
         """Settings for logs: secrets replaced by whether they are set."""

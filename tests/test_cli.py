@@ -19,7 +19,8 @@ def test_help_lists_every_command(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for command in ("serve", "tenant", "key", "seed-demo", "rebuild-state", "rotate-signing-key"):
+    for command in ("serve", "tenant", "key", "seed-demo", "rebuild-state", "rotate-signing-key", "migrate",
+                    "migrate-store"):
         assert command in out
 
 

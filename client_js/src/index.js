@@ -1,9 +1,9 @@
 // Entry point: reads the embed attributes, wires the modules, exposes a frozen
 // window.ConsentSDK. Without a DOM (or loaded twice) it does nothing.
 
-import { CHOOSABLE_KINDS, INLINE_CONFIG, OPEN_ATTR } from './constants.js';
+import { CHOOSABLE_KINDS, DECISION_COOKIE, INLINE_CONFIG, OPEN_ATTR } from './constants.js';
 import { createApi } from './api.js';
-import { loadDecision, randomHex, saveDecision, subjectId } from './storage.js';
+import { decode, materialVersion, randomHex, readCookie, saveDecision, subjectId } from './storage.js';
 import { consentModeState, gpcEnabled, sendConsentMode } from './signals.js';
 import { pickLocale, texts } from './i18n.js';
 import { unblock } from './blocker.js';
@@ -36,6 +36,8 @@ export function start(win) {
   const locale = pickLocale([data('locale'), doc.documentElement.lang, ...(nav.languages || [nav.language])]);
   const t = texts(locale);
   const gpc = gpcEnabled(nav);
+  // Both cookies are read before anything is written (a read after a write is slow).
+  const remembered = readCookie(doc, DECISION_COOKIE);
   const id = subjectId(doc, win.crypto);
   const api = createApi(base, key, (...args) => win.fetch(...args));
   const listeners = new Set();
@@ -45,6 +47,7 @@ export function start(win) {
   let keys = []; // their keys sorted: the bit order of the cookie
   let allowed = {}; // purpose key -> bool, essential purposes included
   let decided = false; // a decision valid under the current policy exists
+  let mark = ''; // version remembered with a decision (see materialVersion)
   let ui = null;
   let panelWanted = null;
 
@@ -61,7 +64,7 @@ export function start(win) {
   function decide(choices, purposes) {
     for (const p of purposes) allowed[p.key] = !!choices[p.key];
     decided = true;
-    saveDecision(doc, config.policy.version, keys, allowed, id);
+    saveDecision(doc, mark, keys, allowed, id);
     if (ui) ui.hide();
     changed();
     if (!purposes.length) return Promise.resolve(null);
@@ -92,8 +95,10 @@ export function start(win) {
     choosable = purposes.filter((p) => !p.essential && CHOOSABLE_KINDS.includes(p.kind));
     keys = choosable.map((p) => p.key).sort();
     for (const p of purposes) allowed[p.key] = !!p.essential;
-    const stored = loadDecision(doc, keys);
-    const updated = !!stored && !!policy.material && stored.version !== policy.version;
+    const stored = decode(remembered, keys);
+    const material = materialVersion(policy);
+    mark = material || policy.version;
+    const updated = !!stored && !!material && stored.version !== material;
     // A decision made under an older material policy no longer counts: ask again,
     // with every switch off as on a first visit (GPC needs no more than that).
     if (stored && !updated) {
@@ -109,7 +114,7 @@ export function start(win) {
         t, locale, gpc, updated, titles,
         nonce: script && script.nonce,
         policyUrl: policy.url,
-        purposes: purposes.filter((p) => p.essential || choosable.includes(p)),
+        purposes: purposes.filter((p) => p.essential).concat(choosable), // always-on ones first
         vendors: cfg.vendors,
         decided: () => decided,
         choices: () => allowed,

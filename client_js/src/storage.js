@@ -2,7 +2,8 @@
 //
 // Decision cookie value: `1~VERSION~HASH~BITS`
 //   1        format of the value
-//   VERSION  policy version the decision was made under (its charset is cookie-safe)
+//   VERSION  the latest material policy version in effect when the decision was made, or the
+//            current version when no material one was (see materialVersion; cookie-safe charset)
 //   HASH     FNV-1a (base 36) of the sorted keys of the choosable purposes then shown
 //   BITS     hex digits, bit i = purpose i of those sorted keys was allowed
 // It stays far below 100 bytes for any realistic catalog. A HASH that no longer
@@ -27,11 +28,14 @@ export function randomHex(bytes, crypto = globalThis.crypto) {
   return Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) => (b + 256).toString(16).slice(1)).join('');
 }
 
-/** The visitor's anonymous subject id, created (and stored) on first call. */
+/**
+ * The visitor's anonymous subject id, created (and stored) on first call. An existing id is
+ * not written again (every decision refreshes it): a cookie read that follows a write waits
+ * for the browser's cookie store, tens of milliseconds on a busy machine.
+ */
 export function subjectId(doc, crypto) {
   let id = readCookie(doc, ID_COOKIE);
-  if (!ID_RE.test(id)) id = 'anon-' + randomHex(16, crypto);
-  writeCookie(doc, ID_COOKIE, id);
+  if (!ID_RE.test(id)) writeCookie(doc, ID_COOKIE, (id = 'anon-' + randomHex(16, crypto)));
   return id;
 }
 
@@ -62,6 +66,15 @@ export function decode(value, keys) {
   keys.forEach((k, i) => { allowed[k] = !!(parseInt(bits[i >> 2], 16) & (1 << (i & 3))); });
   return { version, allowed };
 }
+
+/**
+ * The latest material policy version in effect for config `policy` ('' if none). A decision
+ * remembered under another version predates a material change and must be asked again, also
+ * when non-material versions followed that change. Servers without `material_version` give
+ * the current version when it is material.
+ */
+export const materialVersion = (policy) =>
+  (policy.material_version !== undefined ? policy.material_version : policy.material && policy.version) || '';
 
 /** The remembered decision for these sorted choosable keys, or null. */
 export function loadDecision(doc, keys) {

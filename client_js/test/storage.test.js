@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { decode, encode, hashKeys, loadDecision, randomHex, readCookie, saveDecision, subjectId } from '../src/storage.js';
+import { decode, encode, hashKeys, loadDecision, materialVersion, randomHex, readCookie, saveDecision, subjectId } from '../src/storage.js';
 import { DECISION_COOKIE, ID_COOKIE } from '../src/constants.js';
 
 /** A document.cookie look-alike: reads "a=1; b=2", writes one "name=value;attrs" at a time. */
@@ -104,4 +104,21 @@ test('randomHex gives the requested number of random bytes', () => {
   assert.notEqual(randomHex(16), randomHex(16));
   const fixed = { getRandomValues: (a) => a.fill(10) };
   assert.equal(randomHex(2, fixed), '0a0a');
+});
+
+test('decisions are remembered against the latest material policy in effect', () => {
+  // v1 decided, then material v2, then non-material v3: the v1 decision is stale, a v2 one is not.
+  assert.equal(materialVersion({ version: '2026-03', material: false, material_version: '2026-02' }), '2026-02');
+  assert.equal(materialVersion({ version: '2026-01', material: false, material_version: null }), '');
+  // Servers that do not send material_version: only a material current policy counts.
+  assert.equal(materialVersion({ version: '2026-02', material: true }), '2026-02');
+  assert.equal(materialVersion({ version: '2026-03', material: false }), '');
+});
+
+test('an existing subject id is read, not written again', () => {
+  const doc = cookieJar();
+  const id = subjectId(doc);
+  const writes = doc.writes.length;
+  assert.equal(subjectId(doc), id);
+  assert.equal(doc.writes.length, writes);
 });

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 Clock = Callable[[], datetime]
 
-_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})\Z")
 
 
 def system_clock() -> datetime:
@@ -30,7 +31,9 @@ class FixedClock:
 
 def format_ts(value: datetime) -> str:
     """Fixed-width RFC 3339 UTC (microseconds, ``Z``) so that strings sort like times."""
-    return value.astimezone(timezone.utc).strftime(_FORMAT)
+    utc = value.astimezone(timezone.utc)
+    # not strftime("%Y"): glibc writes year 1 as "1", which is neither RFC 3339 nor sortable
+    return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S.%f}Z"
 
 
 def parse_ts(value: str) -> datetime:
@@ -41,4 +44,14 @@ def parse_ts(value: str) -> datetime:
     parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
         raise ValueError("timestamp needs a time zone offset, e.g. 2026-01-31T08:00:00Z")
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError as exc:  # 0001-01-01T00:00:00+01:00 lies before year 1 in UTC
+        raise ValueError("timestamp lies outside the years 0001 to 9999 in UTC") from exc
+
+
+def parse_rfc3339(value: str) -> datetime:
+    """A client's timestamp: strictly RFC 3339 (date, ``T``, time, offset), as UTC."""
+    if not _RFC3339.match(value):
+        raise ValueError("must be an RFC 3339 timestamp such as 2026-03-01T08:00:00Z")
+    return parse_ts(value)

@@ -22,9 +22,12 @@ ZERO_HASH = "0" * 64
 _NOT_HASHED = ("hash", "subject_id")
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(event: dict[str, Any]) -> bytes:
     body = {k: v for k, v in event.items() if k not in _NOT_HASHED}
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _CANONICAL.encode(body).encode("utf-8")
 
 
 def chain_hash(prev_hash: str, event: dict[str, Any]) -> str:
@@ -37,12 +40,19 @@ def new_subject_ref() -> str:
 
 
 def seal(drafts: Iterable[dict[str, Any]], record: SubjectRecord) -> list[dict[str, Any]]:
-    """Number and chain draft events after the record's head; drafts lack seq and hashes."""
+    """Number and chain draft events after the record's head; drafts lack seq and hashes.
+
+    ``recorded_at`` never goes back within a chain: a request that read the clock before
+    waiting for another writer of the same subject gets the head's time instead. Exports are
+    ordered by (recorded_at, seq), so each chain then reads in seq order in any export."""
     sealed = []
-    seq, prev = record.seq, record.head_hash
+    seq, prev, last_at = record.seq, record.head_hash, record.updated_at
     for draft in drafts:
         seq += 1
         event = {name: draft.get(name) for name in EVENT_FIELDS}
+        if last_at and event["recorded_at"] and event["recorded_at"] < last_at:
+            event["recorded_at"] = last_at
+        last_at = event["recorded_at"] or last_at
         event.update(subject_ref=record.subject_ref, seq=seq, prev_hash=prev)
         event["hash"] = prev = chain_hash(prev, event)
         sealed.append(event)

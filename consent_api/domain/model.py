@@ -14,9 +14,12 @@ from typing import Any
 
 from consent_api.domain.clock import format_ts, parse_ts
 
-PURPOSE_KEY = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
-POLICY_VERSION = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-SUBJECT_ID = re.compile(r"^[A-Za-z0-9._:@+-]{1,128}$")
+# \Z, not $: Python's $ also matches before a trailing newline, so "push\n" would pass.
+PURPOSE_KEY = re.compile(r"^[a-z][a-z0-9_.-]{0,63}\Z")
+# "." and ".." are left out: clients remove them from URL paths as dot segments (RFC 3986
+# 5.2.4), so such a subject or version could be written (percent-encoded) but never read back.
+POLICY_VERSION = re.compile(r"^(?!\.{1,2}\Z)[A-Za-z0-9._-]{1,64}\Z")
+SUBJECT_ID = re.compile(r"^(?!\.{1,2}\Z)[A-Za-z0-9._:@+-]{1,128}\Z")
 DEFAULT_REPROMPT_HOURS = 48.0
 
 

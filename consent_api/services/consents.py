@@ -30,7 +30,7 @@ from consent_api.errors import Invalid, NotFound
 from consent_api.services.deps import Deps
 from consent_api.services.pages import Page, check_limit, decode_cursor, encode_cursor
 
-_WITHDRAWABLE = (Status.GRANTED, Status.EXPIRED, Status.RECONSENT_REQUIRED)
+WITHDRAWABLE = (Status.GRANTED, Status.EXPIRED, Status.RECONSENT_REQUIRED)
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def record(deps: Deps, tenant_id: str, subject_id: str, sub: Submission) -> Reco
     """Append one event per decision; 201 material."""
     check_subject_id(subject_id)
     now = deps.clock()
-    purposes = _purposes(deps, tenant_id)
+    purposes = purposes_by_key(deps, tenant_id)
     policies = Policies(deps.store.list_policies(tenant_id))
     _check_policy_version(policies, sub.policy_version, now)
     _check_occurred_at(deps, sub.occurred_at, now)
@@ -90,12 +90,12 @@ def record(deps: Deps, tenant_id: str, subject_id: str, sub: Submission) -> Reco
                 action = Action.GRANT
             else:
                 status = purpose_state(purpose, current.purposes.get(d.purpose), policies, now).status
-                action = Action.WITHDRAW if status in _WITHDRAWABLE else Action.DENY
-            drafts.append(_draft(tenant_id, d.purpose, action, sub, now, age_band,
+                action = Action.WITHDRAW if status in WITHDRAWABLE else Action.DENY
+            drafts.append(draft_event(tenant_id, d.purpose, action, sub, now, age_band,
                                  separate=d.separate, os_permission=d.os_permission))
         return drafts
 
-    return _commit(deps, tenant_id, subject_id, plan, purposes, policies, now, sub.policy_version)
+    return commit_events(deps, tenant_id, subject_id, plan, purposes, policies, now, sub.policy_version)
 
 
 def withdraw_all(deps: Deps, tenant_id: str, subject_id: str, source: dict[str, Any],
@@ -103,7 +103,7 @@ def withdraw_all(deps: Deps, tenant_id: str, subject_id: str, source: dict[str, 
     """Withdraw every non-essential purpose that is currently granted (or expired, or stale)."""
     check_subject_id(subject_id)
     now = deps.clock()
-    purposes = _purposes(deps, tenant_id)
+    purposes = purposes_by_key(deps, tenant_id)
     policies = Policies(deps.store.list_policies(tenant_id))
     current_policy = policies.current(now)
     version = current_policy.version if current_policy else None
@@ -115,12 +115,12 @@ def withdraw_all(deps: Deps, tenant_id: str, subject_id: str, source: dict[str, 
             purpose = purposes.get(key)
             if purpose is None or purpose.essential:
                 continue
-            if purpose_state(purpose, rec, policies, now).status in _WITHDRAWABLE:
-                drafts.append(_draft(tenant_id, key, Action.WITHDRAW, sub, now, current.age_band))
+            if purpose_state(purpose, rec, policies, now).status in WITHDRAWABLE:
+                drafts.append(draft_event(tenant_id, key, Action.WITHDRAW, sub, now, current.age_band))
         return drafts
 
     _require_existing(deps, tenant_id, subject_id)
-    return _commit(deps, tenant_id, subject_id, plan, purposes, policies, now, version)
+    return commit_events(deps, tenant_id, subject_id, plan, purposes, policies, now, version)
 
 
 def record_prompts(deps: Deps, tenant_id: str, subject_id: str, purpose_keys: list[str],
@@ -130,7 +130,7 @@ def record_prompts(deps: Deps, tenant_id: str, subject_id: str, purpose_keys: li
     """Record that a consent dialog was shown for these purposes (cooldown starts)."""
     check_subject_id(subject_id)
     now = deps.clock()
-    purposes = _purposes(deps, tenant_id)
+    purposes = purposes_by_key(deps, tenant_id)
     errors = {f"purposes.{i}": [f"unknown purpose {key!r}"]
               for i, key in enumerate(purpose_keys) if key not in purposes}
     if errors:
@@ -142,7 +142,7 @@ def record_prompts(deps: Deps, tenant_id: str, subject_id: str, purpose_keys: li
     os_permissions = os_permissions or {}
 
     def plan(current: SubjectRecord) -> list[dict[str, Any]]:
-        return [_draft(tenant_id, key, Action.PROMPT, sub, now, current.age_band,
+        return [draft_event(tenant_id, key, Action.PROMPT, sub, now, current.age_band,
                        os_permission=os_permissions.get(key)) for key in purpose_keys]
 
     appended = deps.store.append(tenant_id, subject_id, plan)
@@ -157,12 +157,12 @@ def erase(deps: Deps, tenant_id: str, subject_id: str, actor_id: str | None) -> 
                      actor={"type": ActorType.AGENT, "id": actor_id, "reason": "erasure request"})
 
     def plan(current: SubjectRecord) -> list[dict[str, Any]]:
-        return [_draft(tenant_id, None, Action.ERASE, sub, now, None)]
+        return [draft_event(tenant_id, None, Action.ERASE, sub, now, None)]
 
     deps.store.append(tenant_id, subject_id, plan, erase=True)
 
 
-def _commit(deps: Deps, tenant_id: str, subject_id: str, plan, purposes: dict[str, Purpose],
+def commit_events(deps: Deps, tenant_id: str, subject_id: str, plan, purposes: dict[str, Purpose],
             policies: Policies, now: datetime, policy_version: str | None) -> Recorded:
     appended = deps.store.append(tenant_id, subject_id, plan)
     events = [{**e, "subject_id": subject_id} for e in appended.events]
@@ -179,7 +179,7 @@ def _commit(deps: Deps, tenant_id: str, subject_id: str, plan, purposes: dict[st
     return Recorded(events, state, receipt)
 
 
-def _draft(tenant_id: str, purpose: str | None, action: Action, sub: Submission, now: datetime,
+def draft_event(tenant_id: str, purpose: str | None, action: Action, sub: Submission, now: datetime,
            age_band: str | None, *, separate: bool = False,
            os_permission: str | None = None) -> dict[str, Any]:
     source = sub.source or {}
@@ -209,7 +209,7 @@ def _draft(tenant_id: str, purpose: str | None, action: Action, sub: Submission,
     }
 
 
-def _purposes(deps: Deps, tenant_id: str) -> dict[str, Purpose]:
+def purposes_by_key(deps: Deps, tenant_id: str) -> dict[str, Purpose]:
     return {p.key: p for p in deps.store.list_purposes(tenant_id)}
 
 

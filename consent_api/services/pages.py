@@ -26,7 +26,7 @@ def encode_cursor(value: Any) -> str:
 
 
 def decode_cursor(cursor: str | None) -> Any:
-    if cursor is None:
+    if not cursor:  # ?cursor= (empty) is how many clients ask for the first page
         return None
     try:
         padded = cursor + "=" * (-len(cursor) % 4)

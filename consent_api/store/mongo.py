@@ -17,29 +17,37 @@ cluster (DESIGN.md §2):
 A writer can die between 2 and 3; every reader therefore checks for events newer than the
 document and repairs it before answering. An ``erase`` event found that way finishes the
 erasure the dead writer started (DESIGN.md §4: the state and the mapping go, the events stay).
+
+Constructing a MongoStore contacts no server. The indexes in INDEXES are created by
+``migrate()`` (``consent-api migrate``, and ``consent-api serve`` before its workers start) and,
+failing that, by the first operation that reaches the server, so a store opened while MongoDB
+is down answers Unavailable (503, /readyz too) until it is up, then works. Shard keys for a
+sharded cluster are in SHARD_KEYS; docs/scaling.md says why.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, HASHED, ReadPreference, ReturnDocument
 from pymongo.errors import (
     BulkWriteError,
     ConnectionFailure,
     DuplicateKeyError,
+    OperationFailure,
     PyMongoError,
     WriteConcernError,
 )
 from pymongo.write_concern import WriteConcern
 
 from consent_api.domain.clock import format_ts, parse_ts
-from consent_api.domain.ledger import new_subject_ref, seal
+from consent_api.domain.ledger import ZERO_HASH, new_subject_ref, seal
 from consent_api.domain.model import (
     Action,
     ApiKey,
@@ -55,7 +63,9 @@ from consent_api.domain.projection import apply_events
 from consent_api.errors import Conflict, Unavailable
 from consent_api.store import records
 from consent_api.store.port import (
+    IDEMPOTENCY_TTL,
     Appended,
+    Chain,
     ExportFilter,
     IdempotencyRecord,
     Plan,
@@ -63,7 +73,8 @@ from consent_api.store.port import (
 )
 
 # Every index of the store, in one place: (collection, keys, options). ensure_indexes()
-# creates them idempotently; the names keep a re-run from creating duplicates.
+# creates them idempotently; the names keep a re-run from creating duplicates. A unique index
+# on a sharded collection must start with the fields of its shard key (SHARD_KEYS below).
 INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
     ("tenants", [("id", ASCENDING)], {"name": "id", "unique": True}),
     ("api_keys", [("key_hash", ASCENDING)], {"name": "key_hash", "unique": True}),
@@ -79,8 +90,10 @@ INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
     ("vendors", [("tenant_id", ASCENDING), ("key", ASCENDING)], {"name": "tenant_id_key", "unique": True}),
     ("subjects", [("tenant_id", ASCENDING), ("subject_id", ASCENDING)],
      {"name": "tenant_id_subject_id", "unique": True}),
+    # Not unique: subjects are sharded on subject_id, and MongoDB enforces uniqueness only for
+    # indexes prefixed by the shard key. subject_ref is 128 random bits, so it never repeats.
     ("subjects", [("tenant_id", ASCENDING), ("subject_ref", ASCENDING)],
-     {"name": "tenant_id_subject_ref", "unique": True}),
+     {"name": "tenant_id_subject_ref"}),
     # audiences: subjects whose last decision on a purpose is a grant, in subject_id order
     ("subjects", [("tenant_id", ASCENDING), ("granted", ASCENDING), ("subject_id", ASCENDING)],
      {"name": "tenant_id_granted_subject_id"}),
@@ -92,8 +105,32 @@ INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
      {"name": "tenant_id_scope_key", "unique": True}),
     ("idempotency", [("tenant_id", ASCENDING), ("subject_ref", ASCENDING)],
      {"name": "tenant_id_subject_ref"}),
+    # MongoDB's TTL monitor deletes a record once expires_at has passed (it runs every 60 s;
+    # claim_idempotency_key ignores expired records it finds before then).
+    ("idempotency", [("expires_at", ASCENDING)], {"name": "expires_at", "expireAfterSeconds": 0}),
     ("signing_keys", [("kid", ASCENDING)], {"name": "kid", "unique": True}),
 ]
+
+# Shard keys for a sharded cluster (`consent-api migrate --shard`); docs/scaling.md says why.
+# Every hot query names the whole key, so it reaches one shard. subject_ref and subject_id are
+# hashed: the first is random anyway, the second is the client's and may grow monotonically.
+SHARD_KEYS: dict[str, list[tuple[str, Any]]] = {
+    "events": [("tenant_id", ASCENDING), ("subject_ref", HASHED)],
+    "subjects": [("tenant_id", ASCENDING), ("subject_id", HASHED)],
+    "idempotency": [("tenant_id", ASCENDING), ("scope", ASCENDING), ("key", HASHED)],
+}
+# Small collections, read on every request or by key hash alone: they stay unsharded on the
+# database's primary shard (api_keys needs two unique indexes, which sharding would forbid).
+UNSHARDED = ("tenants", "api_keys", "subject_token_keys", "purposes", "policies", "vendors",
+             "signing_keys")
+
+READ_PREFERENCES = {
+    "primary": ReadPreference.PRIMARY,
+    "primaryPreferred": ReadPreference.PRIMARY_PREFERRED,
+    "secondary": ReadPreference.SECONDARY,
+    "secondaryPreferred": ReadPreference.SECONDARY_PREFERRED,
+    "nearest": ReadPreference.NEAREST,
+}
 
 EXPORT_ORDER = [("recorded_at", ASCENDING), ("seq", ASCENDING), ("event_id", ASCENDING)]
 EXPORT_BATCH = 1000  # events per subject_id look-up while exporting
@@ -116,24 +153,43 @@ def _translated(exc: PyMongoError) -> Exception | None:
     return None
 
 
-def _wrap_errors(method: Callable) -> Callable:
-    """Translate driver errors raised by a store method (generators included) into ours."""
+def _wrap_errors(method: Callable, *, ready: bool = False) -> Callable:
+    """Translate driver errors raised by a store method (generators included) into ours; with
+    ready=True, first make sure the indexes exist (see MongoStore._ready)."""
     if inspect.isgeneratorfunction(method):
         @functools.wraps(method)
-        def generator(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        def generator(self: "MongoStore", *args: Any, **kwargs: Any) -> Iterator[Any]:
             try:
-                yield from method(*args, **kwargs)
+                if ready:
+                    self._ready()
+                yield from method(self, *args, **kwargs)
             except PyMongoError as exc:
                 raise (_translated(exc) or exc) from exc
         return generator
 
     @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: "MongoStore", *args: Any, **kwargs: Any) -> Any:
         try:
-            return method(*args, **kwargs)
+            if ready:
+                self._ready()
+            return method(self, *args, **kwargs)
         except PyMongoError as exc:
             raise (_translated(exc) or exc) from exc
     return wrapper
+
+
+def _utc(value: datetime) -> datetime:
+    """Datetimes from a client built without tz_aware=True come back naive (and are UTC)."""
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _changed_definition(exc: OperationFailure) -> bool:
+    """An index of that name exists with other keys or options (IndexOptionsConflict/KeySpecsConflict)."""
+    return exc.code in (85, 86) or "already exists with different options" in str(exc)
+
+
+def _spec(keys: list[tuple[str, Any]]) -> str:
+    return ", ".join(f"{name}: {direction}" for name, direction in keys)
 
 
 def _subject_doc(tenant_id: str, record: SubjectRecord) -> dict[str, Any]:
@@ -187,9 +243,16 @@ def _remaining(drafts: list[dict[str, Any]], written: list[dict[str, Any]]) -> l
 
 
 class MongoStore(Store):
-    """The Store on one MongoDB database; takes a ready client and closes it on close()."""
+    """The Store on one MongoDB database; takes a ready client and closes it on close().
 
-    def __init__(self, client: Any, db_name: str):
+    Exports read with export_read_preference (secondaryPreferred by default): they scan much
+    and may lag a secondary by a moment, while every other read stays on the primary."""
+
+    def __init__(self, client: Any, db_name: str, *,
+                 export_read_preference: str = "secondaryPreferred"):
+        if export_read_preference not in READ_PREFERENCES:
+            raise ValueError(f"unknown read preference {export_read_preference!r}; "
+                             f"expected one of {', '.join(READ_PREFERENCES)}")
         self._client = client
         self._db = client.get_database(db_name, write_concern=WriteConcern(w="majority"))
         self._tenants = self._db["tenants"]
@@ -202,18 +265,76 @@ class MongoStore(Store):
         self._events = self._db["events"]
         self._idempotency = self._db["idempotency"]
         self._signing_keys = self._db["signing_keys"]
-        self.ensure_indexes()
+        self._export_events = self._db.get_collection(
+            "events", read_preference=READ_PREFERENCES[export_read_preference])
+        self._indexes_ready = False
+        self._indexes_lock = threading.Lock()
 
     @property
     def db(self) -> Any:
         """The pymongo Database (for operations tooling and tests)."""
         return self._db
 
-    @_wrap_errors
-    def ensure_indexes(self) -> None:
-        """Create every index in INDEXES; a no-op for those that exist."""
+    def _ready(self) -> None:
+        """Create the indexes once per process before the first operation relies on them.
+
+        The unique indexes are what make concurrent appends safe, so nothing runs without them;
+        while the server is unreachable this raises (Unavailable) and the next call tries again."""
+        if not self._indexes_ready:
+            with self._indexes_lock:
+                if not self._indexes_ready:
+                    self.ensure_indexes()
+
+    def ensure_indexes(self) -> list[str]:
+        """Create every index in INDEXES (a no-op for those that exist); one line per index."""
+        done = []
         for collection, keys, options in INDEXES:
-            self._db[collection].create_index(keys, **options)
+            extra = [k for k in ("unique", "expireAfterSeconds") if k in options]
+            outcome = "ensured"
+            try:
+                try:
+                    self._db[collection].create_index(keys, **options)
+                except OperationFailure as exc:
+                    if not _changed_definition(exc):
+                        raise
+                    # Ours, declared differently by an earlier release (subjects' subject_ref
+                    # index was unique): replace it.
+                    self._db[collection].drop_index(options["name"])
+                    self._db[collection].create_index(keys, **options)
+                    outcome = "rebuilt (its definition changed)"
+            except OperationFailure as exc:  # e.g. a unique index a sharded collection refuses
+                raise Unavailable(f"MongoDB store: index {collection}.{options['name']} cannot be "
+                                  f"created: {exc}") from exc
+            done.append(f"{collection}: index {options['name']} ({_spec(keys)})"
+                        + "".join(f" {k}={options[k]}" for k in extra) + f" {outcome}")
+        self._indexes_ready = True
+        return done
+
+    def migrate(self) -> list[str]:
+        """Ensure every index, and give pre-expiry idempotency records their expires_at."""
+        lines = [f"MongoDB database {self._db.name}: write concern majority"]
+        lines += self.ensure_indexes()
+        backfilled = 0
+        for doc in self._idempotency.find({"expires_at": {"$exists": False}},
+                                          {"_id": 1, "created_at": 1}):
+            expires = parse_ts(doc["created_at"]) + IDEMPOTENCY_TTL
+            self._idempotency.update_one({"_id": doc["_id"]}, {"$set": {"expires_at": expires}})
+            backfilled += 1
+        lines.append(f"idempotency: {backfilled} records without expires_at given one")
+        return lines
+
+    def shard(self) -> list[str]:
+        """Shard the big collections on SHARD_KEYS (run against mongos; idempotent)."""
+        admin = self._client.admin
+        admin.command("enableSharding", self._db.name)
+        lines = [f"sharding enabled for database {self._db.name}"]
+        for collection, key in SHARD_KEYS.items():
+            # A hashed shard key needs an index starting with it; the unique indexes cannot be it.
+            self._db[collection].create_index(key, name="shard_key")
+            admin.command("shardCollection", f"{self._db.name}.{collection}", key=dict(key))
+            lines.append(f"{collection}: sharded on {{{_spec(key)}}}")
+        lines += [f"{collection}: unsharded (small)" for collection in UNSHARDED]
+        return lines
 
     def close(self) -> None:
         self._client.close()
@@ -510,7 +631,9 @@ class MongoStore(Store):
                 {"recorded_at": at, "seq": {"$gt": seq}},
                 {"recorded_at": at, "seq": seq, "event_id": {"$gt": event_id}},
             ]
-        cursor = self._events.find(query, _NO_ID).sort(EXPORT_ORDER).batch_size(EXPORT_BATCH)
+        # Events may come from a secondary (export_read_preference); subject ids come from the
+        # primary, where a subject's mapping is written before its first event.
+        cursor = self._export_events.find(query, _NO_ID).sort(EXPORT_ORDER).batch_size(EXPORT_BATCH)
         try:
             batch: list[dict[str, Any]] = []
             for event in cursor:
@@ -533,21 +656,83 @@ class MongoStore(Store):
             event["subject_id"] = ids.get(event["subject_ref"])
         return events
 
+    # --- whole chains --------------------------------------------------------------------------
+    def list_chains(self, tenant_id: str, after: str | None, limit: int) -> list[Chain]:
+        # One pass over the unique index in (subject_ref, seq) order, stopped after `limit`
+        # chains; $group would read every later event of the tenant for each page.
+        query: dict[str, Any] = {"tenant_id": tenant_id}
+        if after is not None:
+            query["subject_ref"] = {"$gt": after}
+        fields = {"_id": 0, "subject_ref": 1, "seq": 1, "hash": 1, "action": 1}
+        cursor = self._events.find(query, fields).sort([("subject_ref", ASCENDING), ("seq", ASCENDING)])
+        heads: dict[str, dict[str, Any]] = {}
+        try:
+            for event in cursor.batch_size(EXPORT_BATCH):
+                head = heads.get(event["subject_ref"])
+                if head is None:
+                    if len(heads) == limit:
+                        break
+                    head = heads[event["subject_ref"]] = {"events": 0}
+                head.update(events=head["events"] + 1, seq=event["seq"], hash=event["hash"],
+                            action=event["action"])
+        finally:
+            cursor.close()
+        ids = {doc["subject_ref"]: doc["subject_id"] for doc in self._subjects.find(
+            {"tenant_id": tenant_id, "subject_ref": {"$in": list(heads)}},
+            {"_id": 0, "subject_ref": 1, "subject_id": 1})} if heads else {}
+        # an erasure whose writer died before deleting the mapping is an erasure all the same
+        return [Chain(ref, None if h["action"] == Action.ERASE else ids.get(ref), h["events"], h["seq"],
+                      h["hash"]) for ref, h in heads.items()]
+
+    def count_chains(self, tenant_id: str) -> int:
+        found = list(self._events.aggregate([
+            {"$match": {"tenant_id": tenant_id}}, {"$group": {"_id": "$subject_ref"}}, {"$count": "n"}]))
+        return found[0]["n"] if found else 0
+
+    def import_chain(self, tenant_id: str, subject_id: str | None,
+                     events: Sequence[dict[str, Any]]) -> int:
+        ref = records.chain_ref(tenant_id, events)
+        if ref is None:
+            return 0
+        if events[-1]["action"] == Action.ERASE:
+            subject_id = None
+        head = self._events.find_one({"tenant_id": tenant_id, "subject_ref": ref},
+                                     {"_id": 0, "seq": 1, "hash": 1}, sort=[("seq", DESCENDING)])
+        new = records.new_in_chain(events, head["seq"] if head else 0, head["hash"] if head else ZERO_HASH)
+        if subject_id is not None:  # the mapping first, as on the write path (module docstring)
+            query = {"tenant_id": tenant_id, "subject_id": subject_id}
+            doc = self._subjects.find_one(query, {"_id": 0, "subject_ref": 1})
+            if doc is None and not self._create_subject(tenant_id, SubjectRecord(subject_id, ref)):
+                doc = self._subjects.find_one(query, {"_id": 0, "subject_ref": 1})
+            if doc is not None and doc["subject_ref"] != ref:
+                raise Conflict(f"subject {subject_id} already has another chain here")
+        if new and self._insert_events(new) != len(new):
+            raise Conflict(f"chain {ref}: another writer appended to it during the import")
+        if subject_id is not None:
+            self._load(tenant_id, subject_id)  # catches the record up with the chain and saves it
+        return len(new)
+
     # --- idempotency -------------------------------------------------------------------------
     def claim_idempotency_key(self, tenant_id: str, scope: str, key: str, request_hash: str,
-                              now: datetime) -> IdempotencyRecord | None:
+                              now: datetime, ttl: timedelta = IDEMPOTENCY_TTL) -> IdempotencyRecord | None:
         query = {"tenant_id": tenant_id, "scope": scope, "key": key}
         for _ in range(MAX_ATTEMPTS):
             try:
                 self._idempotency.insert_one({**query, "request_hash": request_hash, "status": None,
                                               "body": None, "subject_ref": None,
-                                              "created_at": format_ts(now)})
+                                              "created_at": format_ts(now), "expires_at": now + ttl})
                 return None
             except DuplicateKeyError:
                 doc = self._idempotency.find_one(query, _NO_ID)
-            if doc is not None:  # else released in between: claim again
-                return IdempotencyRecord(doc["request_hash"], doc["status"], doc["body"],
-                                         parse_ts(doc["created_at"]))
+            if doc is None:  # released or expired in between: claim again
+                continue
+            expires = doc.get("expires_at")
+            if expires is not None and _utc(expires) <= now:
+                # Expired; the TTL monitor has not come round yet (it runs once a minute).
+                self._idempotency.delete_one({**query, "expires_at": expires})
+                continue
+            return IdempotencyRecord(doc["request_hash"], doc["status"], doc["body"],
+                                     parse_ts(doc["created_at"]))
         raise Unavailable("idempotency key is being claimed and released concurrently")
 
     def complete_idempotency_key(self, tenant_id: str, scope: str, key: str, status: int,
@@ -578,7 +763,10 @@ class MongoStore(Store):
         self._db.command("ping")
 
 
-# Every public method answers in our errors; listed once here rather than decorated one by one.
-for _name in sorted(Store.__abstractmethods__):
+# Every public method answers in our errors, and finds the indexes in place; listed once here
+# rather than decorated one by one.
+for _name in sorted(Store.__abstractmethods__ | {"count_chains"}):
+    setattr(MongoStore, _name, _wrap_errors(getattr(MongoStore, _name), ready=True))
+for _name in ("ensure_indexes", "migrate", "shard"):
     setattr(MongoStore, _name, _wrap_errors(getattr(MongoStore, _name)))
 del _name

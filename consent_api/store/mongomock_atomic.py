@@ -10,6 +10,7 @@ write path meets the same interleavings it meets on a server.
 
 from __future__ import annotations
 
+import inspect
 import threading
 from typing import Any
 
@@ -38,7 +39,7 @@ class _Serialised:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._target, name)
-        if not callable(attr):
+        if not inspect.isroutine(attr):  # read preferences, for one, are callable values
             return attr
 
         def call(*args: Any, **kwargs: Any) -> Any:

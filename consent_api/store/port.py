@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from consent_api.domain.model import (
@@ -30,6 +30,9 @@ from consent_api.domain.model import (
 # then leaves out one draft per purpose it already wrote: keep plans free of side effects.
 Plan = Callable[[SubjectRecord], list[dict[str, Any]]]
 
+# DESIGN.md §8: an Idempotency-Key is kept at least 24 h; after that a replay runs anew.
+IDEMPOTENCY_TTL = timedelta(hours=24)
+
 
 @dataclass(frozen=True)
 class Appended:
@@ -43,6 +46,17 @@ class IdempotencyRecord:
     status: int | None  # None while the first request is still running
     body: str | None
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class Chain:
+    """The head of one subject_ref's hash chain: what a migration compares, source to target."""
+
+    subject_ref: str
+    subject_id: str | None  # None once the subject is erased
+    events: int
+    seq: int
+    head_hash: str
 
 
 @dataclass(frozen=True)
@@ -173,6 +187,10 @@ class Store(abc.ABC):
         """Events ordered by (recorded_at, seq, event_id) with subject_id filled in (None once
         erased); streamed, never materialised."""
 
+    def count_events(self, tenant_id: str, flt: ExportFilter) -> int | None:
+        """How many events export_events would yield, when the adapter can tell cheaply; else None."""
+        return None
+
     @abc.abstractmethod
     def allowed_candidates(self, tenant_id: str, purpose: str, after: str | None,
                            limit: int) -> list[SubjectRecord]:
@@ -197,11 +215,39 @@ class Store(abc.ABC):
     def replace_record(self, tenant_id: str, record: SubjectRecord) -> None:
         """Overwrite a subject's record with one rebuilt from its events."""
 
+    # --- whole chains (migration between stores) -----------------------------------------
+    @abc.abstractmethod
+    def list_chains(self, tenant_id: str, after: str | None, limit: int) -> list[Chain]:
+        """Heads of the chains (erased subjects' included) ordered by subject_ref, after the given ref."""
+
+    def iter_chains(self, tenant_id: str) -> Iterator[Chain]:
+        """Every chain head of one tenant, page by page."""
+        after = None
+        while page := self.list_chains(tenant_id, after, 500):
+            yield from page
+            after = page[-1].subject_ref
+
+    def count_chains(self, tenant_id: str) -> int:
+        """How many chains the tenant has (a progress total; adapters answer it faster)."""
+        return sum(1 for _ in self.iter_chains(tenant_id))
+
+    @abc.abstractmethod
+    def import_chain(self, tenant_id: str, subject_id: str | None,
+                     events: Sequence[dict[str, Any]]) -> int:
+        """Store already-sealed events of one subject_ref verbatim and project its record.
+
+        Events at or below the chain's current head are skipped, so a re-run writes nothing;
+        the first new event must continue the head (seq and prev_hash), else Conflict. With a
+        subject_id the subject's record is (re)built from the chain; None leaves an erased
+        chain without a record. Returns how many events were written."""
+
     # --- idempotency ---------------------------------------------------------------------
     @abc.abstractmethod
     def claim_idempotency_key(self, tenant_id: str, scope: str, key: str, request_hash: str,
-                              now: datetime) -> IdempotencyRecord | None:
-        """Claim a key for a new request; None when claimed, else the existing record."""
+                              now: datetime, ttl: timedelta = IDEMPOTENCY_TTL) -> IdempotencyRecord | None:
+        """Claim a key for a new request until now + ttl; None when claimed, else the live record.
+
+        A record past its expiry counts as absent; adapters also purge expired records."""
 
     @abc.abstractmethod
     def complete_idempotency_key(self, tenant_id: str, scope: str, key: str, status: int,
@@ -227,7 +273,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def ping(self) -> None:
-        """Raise Unavailable unless the store answers."""
+        """Raise Unavailable unless the store answers (and is ready: schema and indexes in place)."""
+
+    def migrate(self) -> list[str]:
+        """Create or upgrade what the store needs (idempotent); one line per step taken."""
+        return []
 
     def close(self) -> None:
         """Release connections."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from consent_api.domain.clock import format_ts, parse_ts
 from consent_api.domain.model import ApiKey, SubjectTokenKey, Tenant
+from consent_api.errors import Conflict
 
 
 def tenant_doc(tenant: Tenant) -> dict[str, Any]:
@@ -59,3 +60,27 @@ def check_draft_tenant(tenant_id: str, drafts: Iterable[dict[str, Any]]) -> None
     """
     if any(d.get("tenant_id") != tenant_id for d in drafts):
         raise ValueError(f"every draft event must carry tenant_id {tenant_id!r}")
+
+
+def chain_ref(tenant_id: str, events: Sequence[dict[str, Any]]) -> str | None:
+    """The one subject_ref a batch of imported events belongs to (None for no events)."""
+    check_draft_tenant(tenant_id, events)
+    refs = {e.get("subject_ref") for e in events}
+    if len(refs) > 1 or None in refs:
+        raise ValueError("imported events must all carry the same subject_ref")
+    return next(iter(refs), None)
+
+
+def new_in_chain(events: Sequence[dict[str, Any]], head_seq: int, head_hash: str) -> list[dict[str, Any]]:
+    """The events past the chain's head, checked to continue it link by link (Conflict if not).
+
+    Hashes are not recomputed: an import copies evidence verbatim, tampering included, and
+    rebuild-state reports a broken chain wherever it is stored."""
+    new = [e for e in events if e["seq"] > head_seq]
+    seq, prev = head_seq, head_hash
+    for event in new:
+        if event["seq"] != seq + 1 or event.get("prev_hash") != prev:
+            raise Conflict(f"chain {event.get('subject_ref')}: seq {event['seq']} does not continue "
+                           f"the stored head (seq {seq})")
+        seq, prev = event["seq"], event.get("hash")
+    return new

@@ -20,14 +20,14 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from consent_api.domain.clock import format_ts, parse_ts
-from consent_api.domain.ledger import new_subject_ref, seal
+from consent_api.domain.ledger import ZERO_HASH, new_subject_ref, seal
 from consent_api.domain.model import (
     Action,
     ApiKey,
@@ -39,20 +39,24 @@ from consent_api.domain.model import (
     Tenant,
     Vendor,
 )
-from consent_api.domain.projection import apply_events
+from consent_api.domain.projection import apply_events, project
 from consent_api.errors import Conflict, Unavailable
 from consent_api.store import records
 from consent_api.store.group_commit import Failed, GroupCommit, WriteLock
 from consent_api.store.port import (
+    IDEMPOTENCY_TTL,
     Appended,
+    Chain,
     ExportFilter,
     IdempotencyRecord,
     Plan,
     Store,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
+PAGE_SIZE = 8192
 
+# Version 1, as first released; later versions are the steps in MIGRATIONS below.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tenants (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
@@ -90,10 +94,31 @@ CREATE TABLE IF NOT EXISTS idempotency (
     PRIMARY KEY (tenant_id, scope, key)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idempotency_subject ON idempotency (tenant_id, subject_ref);
 CREATE TABLE IF NOT EXISTS signing_keys (kid TEXT PRIMARY KEY, created_at TEXT NOT NULL, doc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS versions (name TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
 """
 
 _DECISIONS = (Action.GRANT, Action.DENY, Action.WITHDRAW)
+PURGE_BATCH = 100  # expired idempotency records removed per claim: bounded work on the write path
+
+
+def _add_idempotency_expiry(conn: sqlite3.Connection) -> None:
+    """v2: idempotency records expire (DESIGN.md §8 keeps them at least 24 h, not forever)."""
+    conn.execute("ALTER TABLE idempotency ADD COLUMN expires_at TEXT")
+    rows = conn.execute("SELECT tenant_id, scope, key, created_at FROM idempotency").fetchall()
+    conn.executemany(
+        "UPDATE idempotency SET expires_at = ? WHERE tenant_id = ? AND scope = ? AND key = ?",
+        [(format_ts(parse_ts(created) + IDEMPOTENCY_TTL), t, sc, k) for t, sc, k, created in rows],
+    )
+    conn.execute("CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expires_at)")
+
+
+def _add_cache_versions(conn: sqlite3.Connection) -> None:
+    """v3: version counters, so every worker knows when its cached catalog or keys went stale."""
+    conn.execute("CREATE TABLE IF NOT EXISTS versions (name TEXT PRIMARY KEY, n INTEGER NOT NULL) "
+                 "WITHOUT ROWID")
+
+
+# version -> the step that upgrades the previous version to it, run in one transaction
+MIGRATIONS = {2: _add_idempotency_expiry, 3: _add_cache_versions}
 
 # Per-process caches of the catalog and of API keys. Every change to what they hold bumps a
 # counter (table ``versions``) in the same transaction; a cached value serves only while its
@@ -233,6 +258,11 @@ class SQLiteStore(Store):
         conn = sqlite3.connect(
             self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
         )
+        # New files only (an existing file keeps its page size): an event row (~1.1 KB of JSON)
+        # fits an 8 KiB page of the WITHOUT ROWID events table, where with 4 KiB pages each row
+        # spilled into an overflow page of its own: 1.8 KB per event instead of 5.3 KB
+        # (bench/measure_storage.py, docs/scaling.md).
+        conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
         if not self._memory:
             conn.execute("PRAGMA journal_mode=WAL")
             if mmap:
@@ -277,14 +307,27 @@ class SQLiteStore(Store):
                     self._versions.pop(name, None)
 
     def _init_schema(self) -> None:
+        """Create version 1 where nothing exists, then run every migration the file lacks."""
+        self.upgraded: list[int] = []
         with self._write() as conn:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
-            conn.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
+            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1')")
+            found = int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+            if found > SCHEMA_VERSION:
+                raise Unavailable(f"SQLite store {self.path}: schema version {found} is newer than "
+                                  f"this release understands ({SCHEMA_VERSION})")
+            for version in range(found + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[version](conn)
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+                self.upgraded.append(version)
+
+    def migrate(self) -> list[str]:
+        """The schema is brought up to date on opening; report what that did."""
+        steps = [f"upgraded to schema version {v}: {MIGRATIONS[v].__doc__.split(':', 1)[1].strip()}"
+                 for v in self.upgraded]
+        return steps + [f"SQLite {self.path}: schema version {self.schema_version()}"]
 
     def schema_version(self) -> int:
         with self._read() as conn:
@@ -770,7 +813,8 @@ class SQLiteStore(Store):
             ).fetchall()
         return [_loads(doc) for (doc,) in rows]
 
-    def export_events(self, tenant_id: str, flt: ExportFilter) -> Iterator[dict[str, Any]]:
+    @staticmethod
+    def _export_where(tenant_id: str, flt: ExportFilter) -> tuple[str, list[Any]]:
         where, args = ["e.tenant_id = ?"], [tenant_id]
         if flt.since:
             where.append("e.recorded_at >= ?")
@@ -787,10 +831,19 @@ class SQLiteStore(Store):
         if flt.after:
             where.append("(e.recorded_at, e.seq, e.event_id) > (?, ?, ?)")
             args += [flt.after.recorded_at, flt.after.seq, flt.after.event_id]
+        return " AND ".join(where), args
+
+    def count_events(self, tenant_id: str, flt: ExportFilter) -> int | None:
+        where, args = self._export_where(tenant_id, flt)
+        with self._read() as conn:
+            return conn.execute(f"SELECT COUNT(*) FROM events e WHERE {where}", args).fetchone()[0]
+
+    def export_events(self, tenant_id: str, flt: ExportFilter) -> Iterator[dict[str, Any]]:
+        where, args = self._export_where(tenant_id, flt)
         sql = (
             "SELECT e.doc, s.subject_id FROM events e LEFT JOIN subjects s "
             "ON s.tenant_id = e.tenant_id AND s.subject_ref = e.subject_ref "
-            f"WHERE {' AND '.join(where)} ORDER BY e.recorded_at, e.seq, e.event_id"
+            f"WHERE {where} ORDER BY e.recorded_at, e.seq, e.event_id"
         )
         # A private connection, so a slow consumer holds no lock that writers need.
         conn = self._connect(mmap=False) if not self._memory else None  # a scan must not map the file
@@ -837,21 +890,83 @@ class SQLiteStore(Store):
                          (tenant_id, record.subject_id))
             self._sync_grants(conn, tenant_id, record, set(record.purposes))
 
+    # --- whole chains ----------------------------------------------------------------------------
+    def list_chains(self, tenant_id: str, after: str | None, limit: int) -> list[Chain]:
+        # With one max() aggregate, SQLite takes the bare json_extract from the row holding it.
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT c.subject_ref, s.subject_id, c.n, c.seq, c.hash FROM ("
+                "  SELECT subject_ref, COUNT(*) AS n, MAX(seq) AS seq, json_extract(doc, '$.hash') AS hash"
+                "  FROM events WHERE tenant_id = ? AND subject_ref > ?"
+                "  GROUP BY subject_ref ORDER BY subject_ref LIMIT ?) c "
+                "LEFT JOIN subjects s ON s.tenant_id = ? AND s.subject_ref = c.subject_ref "
+                "ORDER BY c.subject_ref",
+                (tenant_id, after or "", limit, tenant_id),
+            ).fetchall()
+        return [Chain(*row) for row in rows]
+
+    def count_chains(self, tenant_id: str) -> int:
+        with self._read() as conn:
+            return conn.execute("SELECT COUNT(DISTINCT subject_ref) FROM events WHERE tenant_id = ?",
+                                (tenant_id,)).fetchone()[0]
+
+    def import_chain(self, tenant_id: str, subject_id: str | None,
+                     events: Sequence[dict[str, Any]]) -> int:
+        ref = records.chain_ref(tenant_id, events)
+        if ref is None:
+            return 0
+        with self._write() as conn:
+            head = conn.execute(
+                "SELECT seq, json_extract(doc, '$.hash') FROM events WHERE tenant_id = ? AND "
+                "subject_ref = ? ORDER BY seq DESC LIMIT 1", (tenant_id, ref)).fetchone()
+            new = records.new_in_chain(events, *(head or (0, ZERO_HASH)))
+            conn.executemany(
+                "INSERT INTO events (tenant_id, subject_ref, seq, recorded_at, event_id, purpose, doc) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(tenant_id, ref, e["seq"], e["recorded_at"], e["event_id"], e["purpose"],
+                  _dumps({k: v for k, v in e.items() if k != "subject_id"})) for e in new],
+            )
+            if subject_id is None:
+                return len(new)
+            current = self._load(conn, tenant_id, subject_id)
+            if current is not None and current.subject_ref != ref:
+                raise Conflict(f"subject {subject_id} already has another chain here")
+            rows = conn.execute("SELECT doc FROM events WHERE tenant_id = ? AND subject_ref = ? "
+                                "ORDER BY seq", (tenant_id, ref)).fetchall()
+            chain = [json.loads(doc) for (doc,) in rows]
+            if chain[-1]["action"] != Action.ERASE:
+                record = project(subject_id, ref, chain)
+                if record != current:
+                    self._save(conn, tenant_id, record)
+                    conn.execute("DELETE FROM grants WHERE tenant_id = ? AND subject_id = ?",
+                                 (tenant_id, subject_id))
+                    self._sync_grants(conn, tenant_id, record, set(record.purposes))
+        return len(new)
+
     # --- idempotency -------------------------------------------------------------------------
     # Claims, answers and releases ride the group commit too: a write with an Idempotency-Key
     # is three transactions, and under load each should share its fsync with others.
     def claim_idempotency_key(self, tenant_id: str, scope: str, key: str, request_hash: str,
-                              now: datetime) -> IdempotencyRecord | None:
+                              now: datetime, ttl: timedelta = IDEMPOTENCY_TTL) -> IdempotencyRecord | None:
+        stamp = format_ts(now)
+
         def claim(conn: sqlite3.Connection) -> IdempotencyRecord | None:
+            # Every claim purges a few expired records: the table stays about 24 h of keys
+            # without a background job, at the cost of one index probe per claim.
+            conn.execute(
+                "DELETE FROM idempotency WHERE (tenant_id, scope, key) IN (SELECT tenant_id, scope, key "
+                "FROM idempotency WHERE expires_at <= ? LIMIT ?)", (stamp, PURGE_BATCH))
             row = conn.execute(
                 "SELECT request_hash, status, body, created_at FROM idempotency "
-                "WHERE tenant_id = ? AND scope = ? AND key = ?", (tenant_id, scope, key),
+                "WHERE tenant_id = ? AND scope = ? AND key = ? AND expires_at > ?",
+                (tenant_id, scope, key, stamp),
             ).fetchone()
             if row is not None:
                 return IdempotencyRecord(row[0], row[1], row[2], parse_ts(row[3]))
             conn.execute(
-                "INSERT INTO idempotency (tenant_id, scope, key, request_hash, created_at) "
-                "VALUES (?, ?, ?, ?, ?)", (tenant_id, scope, key, request_hash, format_ts(now)),
+                "INSERT OR REPLACE INTO idempotency (tenant_id, scope, key, request_hash, created_at, "
+                "expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (tenant_id, scope, key, request_hash, stamp, format_ts(now + ttl)),
             )
             return None
 

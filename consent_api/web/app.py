@@ -9,12 +9,16 @@ from flask import Flask
 
 from consent_api.config import Settings
 from consent_api.domain.clock import Clock, system_clock
+from consent_api.errors import Unavailable
 from consent_api.security.signing_keys import KeyRing
 from consent_api.services.deps import Deps
-from consent_api.store.open import open_store
+from consent_api.store.open import MongoOptions, open_store
 from consent_api.store.port import Store
-from consent_api.web import admin, checks, ops, problems, public, subjects
+from consent_api.web import (admin, audit, checks, docs, metrics, ops, problems, public, ratelimit,
+                             requestlog, subjects)
 from consent_api.web.json_provider import OrjsonProvider
+
+log = logging.getLogger("consent_api")
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -33,21 +37,28 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, store: Stor
     app = Flask(__name__)
     app.json = OrjsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    logging.getLogger("consent_api").setLevel(settings.log_level)
+    requestlog.install(settings.log_level)
 
-    store = store or open_store(settings.database_url)
+    store = store or open_store(settings.database_url, MongoOptions(**settings.mongo_options()))
+    store = metrics.TimedStore(store)
     clock = clock or system_clock
     keys = KeyRing(store, clock, settings.key_encryption_key)
-    keys.jwks()  # create the first signing key at start-up, not on the first request
+    try:
+        keys.jwks()  # create the first signing key at start-up, not on the first request
+    except Unavailable as exc:  # the store is down: start anyway, /readyz says 503 until it is up
+        log.warning("store unreachable at start-up; answering 503 until it is", extra={"error": exc.detail})
     app.extensions["consent_api.settings"] = settings
     app.extensions["consent_api.deps"] = Deps(
         store=store, clock=clock, keys=keys, issuer=settings.issuer,
         clock_skew_s=settings.clock_skew_seconds, consent_token_ttl_s=settings.consent_token_ttl_s,
     )
 
-    for blueprint in (admin.bp, subjects.bp, checks.bp, ops.bp, public.bp):
+    for blueprint in (admin.bp, subjects.bp, checks.bp, ops.bp, public.bp, docs.bp, audit.bp):
         app.register_blueprint(blueprint)
     problems.init_app(app)
+    ratelimit.init_app(app, settings)
+    requestlog.init_app(app)
+    metrics.init_app(app)
 
     app.wsgi_app = DefaultHeaders(app.wsgi_app, {**SECURITY_HEADERS, "Cache-Control": "no-store"})
     return app

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from flask import request
 
-from consent_api.domain.clock import parse_ts
+from consent_api.domain.clock import parse_rfc3339
 from consent_api.errors import Invalid
 
 KNOWN_PAGE_PARAMS = ("cursor", "limit")
@@ -33,9 +33,9 @@ def query_time(name: str) -> datetime | None:
     if raw is None:
         return None
     try:
-        return parse_ts(raw)
+        return parse_rfc3339(raw)
     except ValueError as exc:
-        raise Invalid.field(name, "must be an RFC 3339 timestamp such as 2026-03-01T08:00:00Z") from exc
+        raise Invalid.field(name, str(exc)) from exc
 
 
 def page_args() -> tuple[str | None, int | None]:

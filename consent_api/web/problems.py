@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import logging
 
-from flask import Flask, Response
+from flask import Flask, Response, current_app
 from werkzeug.exceptions import HTTPException
 
-from consent_api.errors import ConsentApiError
+from consent_api.errors import ConsentApiError, PayloadTooLarge, Unauthorized
 
 log = logging.getLogger("consent_api")
 TYPE_BASE = "https://consent-api.dev/problems/"
@@ -27,12 +27,17 @@ def problem(status: int, title: str, detail: str, slug: str,
 
 
 def from_error(exc: ConsentApiError) -> Response:
-    headers = getattr(exc, "headers", None)
+    headers = dict(getattr(exc, "headers", None) or {})
+    if isinstance(exc, Unauthorized):
+        headers.setdefault("WWW-Authenticate", "Bearer")  # RFC 9110: a 401 names its scheme
     return problem(exc.status, exc.title, exc.detail, exc.type_slug, exc.errors, headers)
 
 
 def _from_http(exc: HTTPException) -> Response:
     code = exc.code or 500
+    if code == PayloadTooLarge.status:
+        # werkzeug's own 413 (MAX_CONTENT_LENGTH hit while reading) answers like ours
+        return from_error(PayloadTooLarge(f"request bodies are limited to {current_app.config['MAX_CONTENT_LENGTH']} bytes"))
     slug = (exc.name or "error").lower().replace(" ", "-")
     response = problem(code, exc.name or "Error", exc.description or exc.name or "", slug)
     if code == 405 and exc.response is None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from consent_api.domain.clock import format_ts
+from consent_api.domain.clock import format_ts, parse_rfc3339
 from consent_api.domain.model import (
     POLICY_VERSION,
     PURPOSE_KEY,
@@ -46,14 +46,28 @@ class StrictFloat(fields.Float):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
+class Timestamp(fields.Field):
+    """RFC 3339 with an offset, as an aware UTC datetime (marshmallow's ISO parsing is laxer)."""
+
+    default_error_messages = {"invalid": "Not a valid datetime."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        try:
+            return parse_rfc3339(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from exc
+
+
 def _one_of(enum) -> validate.OneOf:
     return validate.OneOf([str(e) for e in enum])
 
 
 Text = fields.String(validate=validate.Length(min=1, max=2000))
-Locale = fields.String(validate=validate.Regexp(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"))
+Locale = fields.String(validate=validate.Regexp(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*\Z"))
 LocalizedText = fields.Dict(keys=Locale, values=fields.String(validate=validate.Length(max=4000)))
-Sha256 = fields.String(validate=validate.Regexp(r"^[0-9a-f]{64}$"), allow_none=True)
+Sha256 = fields.String(validate=validate.Regexp(r"^[0-9a-f]{64}\Z"), allow_none=True)
 Url = fields.Url(schemes={"http", "https"}, require_tld=False, allow_none=True)
 
 
@@ -102,7 +116,7 @@ class PurposeIn(Schema):
 
 class PolicyIn(Schema):
     version = fields.String(required=True, validate=validate.Regexp(POLICY_VERSION))
-    effective_at = fields.AwareDateTime(load_default=None)
+    effective_at = Timestamp(load_default=None, allow_none=True)
     url = Url
     sha256 = Sha256
     material = StrictBoolean(load_default=False)
@@ -156,7 +170,7 @@ class DecisionsIn(Schema):
     locale = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=35))
     actor = fields.Nested(ActorIn, allow_none=True, load_default=None)
     age_band = fields.String(allow_none=True, load_default=None, validate=_one_of(AgeBand))
-    occurred_at = fields.AwareDateTime(allow_none=True, load_default=None)
+    occurred_at = Timestamp(allow_none=True, load_default=None)
 
     _no_purpose_twice = validates_schema(lambda self, data, **kw: _each_purpose_once(data))
 
@@ -164,6 +178,12 @@ class DecisionsIn(Schema):
 class WithdrawAllIn(Schema):
     source = fields.Nested(SourceIn, required=True)
     locale = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=35))
+
+
+class LinkIn(Schema):
+    anonymous_subject_id = fields.String(required=True, validate=validate.Regexp(
+        r"^anon-[A-Za-z0-9._:@+-]{1,123}\Z", error="an anonymous web subject id: anon- followed by "
+                                                   "letters, digits or ._:@+-"))
 
 
 class PromptsIn(Schema):
@@ -182,7 +202,7 @@ class PublicDecisionIn(Schema):
 
 
 class PublicConsentsIn(Schema):
-    subject_id = fields.String(required=True, validate=validate.Regexp(r"^anon-[A-Za-z0-9._:@+-]{1,123}$",
+    subject_id = fields.String(required=True, validate=validate.Regexp(r"^anon-[A-Za-z0-9._:@+-]{1,123}\Z",
                                error="an anonymous id: anon- followed by letters, digits or ._:@+-"))
     decisions = fields.List(fields.Nested(PublicDecisionIn), required=True,
                             validate=validate.Length(min=1, max=100))

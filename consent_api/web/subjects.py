@@ -6,7 +6,7 @@ from flask import Blueprint
 
 from consent_api.domain.clock import format_ts
 from consent_api.domain.model import Scope
-from consent_api.services import consents
+from consent_api.services import consents, links
 from consent_api.services.consents import Decision, Recorded, Submission
 from consent_api.web import schemas
 from consent_api.web.auth import caller
@@ -45,6 +45,16 @@ def withdraw_all(subject_id: str):
     data = schemas.load(schemas.WithdrawAllIn, json_body())
     result = consents.withdraw_all(deps(), tenant_id, subject_id, data["source"], data["locale"],
                                    request_evidence(), idempotency_key())
+    return recorded_out(result), 200
+
+
+@bp.post("/<subject_id>/links")
+@idempotent
+def link_anonymous(subject_id: str):
+    """Carry an anonymous web visitor's decisions over to this subject (newest per purpose wins)."""
+    tenant_id = caller().require_subject(Scope.WRITE, subject_id)
+    data = schemas.load(schemas.LinkIn(), json_body())
+    result = links.link(deps(), tenant_id, subject_id, data["anonymous_subject_id"], idempotency_key())
     return recorded_out(result), 200
 
 

@@ -1,5 +1,13 @@
-"""The WSGI entry point production servers import: ``consent_api.web.wsgi:app``."""
+"""The WSGI entry point production servers import: ``consent_api.web.wsgi:app``.
 
+On shutdown the store is closed once the server has finished its requests. granian stops a
+worker on SIGTERM by draining its connections and returning; the worker process then ends
+through multiprocessing's exit hooks (its atexit handlers never run), so the close is a
+multiprocessing finalizer, which also runs at a normal interpreter exit (gunicorn, flask run).
+"""
+
+import logging
+import multiprocessing.util
 import sys
 
 from consent_api.web.app import create_app
@@ -10,3 +18,11 @@ from consent_api.web.app import create_app
 # keeps both short for a small cost in switches.
 sys.setswitchinterval(0.001)
 app = create_app()
+
+
+def _close_store() -> None:
+    app.extensions["consent_api.deps"].store.close()
+    logging.getLogger("consent_api").info("worker stopping: requests finished, store closed")
+
+
+multiprocessing.util.Finalize(app, _close_store, exitpriority=100)

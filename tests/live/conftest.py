@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 OPERATOR = "live-operator-token"
-REPO = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -66,12 +66,14 @@ class LiveServer:
                 self.process.wait()
 
 
-def start_server(tmp: Path, workers: int = 2, database_url: str | None = None) -> LiveServer:
+def start_server(tmp: Path, workers: int = 2, database_url: str | None = None,
+                 env: dict[str, str] | None = None, ready_path: str = "/readyz") -> LiveServer:
     port = free_port()
     database_url = database_url or f"sqlite:///{tmp}/live.db"
-    # PYTHONPATH: the server must run this checkout, not whatever `pip install -e` pointed at.
+    # PYTHONPATH: the server runs this checkout, whatever else the environment has installed
     env = {**os.environ, "CONSENT_DATABASE_URL": database_url, "CONSENT_ADMIN_TOKEN": OPERATOR,
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+           **(env or {})}
     log = tmp / f"server-{port}.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
@@ -84,7 +86,7 @@ def start_server(tmp: Path, workers: int = 2, database_url: str | None = None) -
         if process.poll() is not None:
             raise RuntimeError(f"consent-api serve exited: {log.read_text()[-2000:]}")
         try:
-            with urllib.request.urlopen(server.url + "/readyz", timeout=1) as response:
+            with urllib.request.urlopen(server.url + ready_path, timeout=1) as response:
                 if response.status == 200:
                     return server
         except OSError:

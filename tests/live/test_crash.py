@@ -11,7 +11,7 @@ import time
 import urllib.parse
 
 from consent_api.domain.ledger import verify_chain
-from tests.live.conftest import OPERATOR, REPO, start_server
+from tests.live.conftest import OPERATOR, ROOT, start_server
 
 WRITERS = 8
 SUBJECTS = [f"crash-{n}" for n in range(24)]  # few enough that writers share chains
@@ -87,7 +87,7 @@ def test_acknowledged_writes_survive_kill_9(tmp_path):
         restarted.stop()
 
     rebuilt = subprocess.run([sys.executable, "-m", "consent_api.cli", "rebuild-state", "--check"],
-                             env={"CONSENT_DATABASE_URL": server.database_url, "PYTHONPATH": str(REPO)},
+                             env={"CONSENT_DATABASE_URL": server.database_url, "PYTHONPATH": str(ROOT)},
                              capture_output=True, text=True, timeout=60)
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "0 differences, 0 broken chains" in rebuilt.stderr

@@ -19,12 +19,20 @@ from consent_api.domain.model import (
 from consent_api.store.port import Appended, Plan, Store
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=timezone.utc)
+# Idempotency records expire by the wall clock on MongoDB (its TTL monitor, and mongomock's
+# imitation of it), so tests of them claim near the real time rather than at T0.
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
 _ids = itertools.count(1)
 
 
 def at(minutes: float = 0) -> datetime:
     """A moment T0 + minutes."""
     return T0 + timedelta(minutes=minutes)
+
+
+def fresh(minutes: float = 0) -> datetime:
+    """A moment NOW + minutes: for idempotency claims, which expire by the wall clock."""
+    return NOW + timedelta(minutes=minutes)
 
 
 def ts(minutes: float = 0) -> str:

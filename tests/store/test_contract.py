@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 
-from consent_api.domain.ledger import ZERO_HASH, verify_chain
-from consent_api.domain.model import Action, PurposeRecord
+from consent_api.domain.ledger import ZERO_HASH, seal, verify_chain
+from consent_api.domain.model import Action, PurposeRecord, SubjectRecord
 from consent_api.domain.projection import project
 from consent_api.errors import Conflict
-from consent_api.store.port import ExportCursor, ExportFilter
+from consent_api.store.port import Chain, ExportCursor, ExportFilter
 
 from tests.store.drafts import (
     api_key,
     append,
     at,
     draft,
+    fresh,
     plan_of,
     policy,
     purpose,
@@ -269,9 +271,9 @@ def test_subject_events_page_by_seq(store):
 
 def test_erasure_removes_the_subject_and_keeps_the_proof(store):
     old = append(store, "t1", "u1", draft("push"), draft("sms")).record
-    store.claim_idempotency_key("t1", "key-a", "idem-1", "hash-1", at())
+    store.claim_idempotency_key("t1", "key-a", "idem-1", "hash-1", fresh())
     store.complete_idempotency_key("t1", "key-a", "idem-1", 201, "{}", old.subject_ref)
-    store.claim_idempotency_key("t1", "key-a", "idem-other", "hash-2", at())
+    store.claim_idempotency_key("t1", "key-a", "idem-other", "hash-2", fresh())
     store.complete_idempotency_key("t1", "key-a", "idem-other", 201, "{}", "sr_someone_else")
 
     erased = append(store, "t1", "u1", draft(None, "erase", minutes=1), erase=True)
@@ -284,8 +286,8 @@ def test_erasure_removes_the_subject_and_keeps_the_proof(store):
     events = store.subject_events("t1", old.subject_ref)
     assert [e["seq"] for e in events] == [1, 2, 3]
     assert verify_chain(events) == (3, None)
-    assert store.claim_idempotency_key("t1", "key-a", "idem-1", "hash-3", at(2)) is None
-    assert store.claim_idempotency_key("t1", "key-a", "idem-other", "hash-3", at(2)) is not None
+    assert store.claim_idempotency_key("t1", "key-a", "idem-1", "hash-3", fresh(2)) is None
+    assert store.claim_idempotency_key("t1", "key-a", "idem-other", "hash-3", fresh(2)) is not None
 
 
 def test_a_returning_subject_gets_a_new_ref_and_a_new_chain(store):
@@ -442,29 +444,138 @@ def test_replace_record_drops_audiences_of_purposes_the_record_no_longer_has(sto
     assert [r.subject_id for r in store.allowed_candidates("t1", "sms", None, 10)] == ["u1"]
 
 
+# --- whole chains (migration) ----------------------------------------------------------------------
+
+def sealed_chain(subject_ref: str, *drafts: dict, tenant_id: str = "t1") -> list[dict]:
+    """Events as another store holds them: sealed, without subject_id."""
+    events = seal(drafts, SubjectRecord(subject_id="ignored", subject_ref=subject_ref))
+    return [{k: v for k, v in e.items() if k != "subject_id"} for e in events]
+
+
+def test_chains_list_every_head_erased_ones_included_in_ref_order(store):
+    one = append(store, "t1", "u1", draft("push"), draft("sms"), draft("push", "withdraw")).record
+    two = append(store, "t1", "u2", draft("push")).record
+    gone = append(store, "t1", "u3", draft("push")).record
+    append(store, "t1", "u3", draft(None, "erase", minutes=1), erase=True)
+    append(store, "t2", "u1", draft("push", tenant_id="t2"))
+
+    chains = store.list_chains("t1", None, 10)
+
+    expected = sorted([
+        Chain(one.subject_ref, "u1", 3, 3, one.head_hash),
+        Chain(two.subject_ref, "u2", 1, 1, two.head_hash),
+        Chain(gone.subject_ref, None, 2, 2, store.subject_events("t1", gone.subject_ref)[-1]["hash"]),
+    ], key=lambda c: c.subject_ref)
+    assert chains == expected
+    assert store.list_chains("t1", None, 2) == expected[:2]
+    assert store.list_chains("t1", expected[1].subject_ref, 2) == expected[2:]
+    assert list(store.iter_chains("t1")) == expected
+    assert store.count_chains("t1") == 3 and store.count_chains("t2") == 1 and store.count_chains("t9") == 0
+
+
+def test_import_chain_stores_sealed_events_verbatim_and_projects_the_record(store):
+    events = sealed_chain("sr_imported", draft("push"), draft("sms", "deny"), draft("push", "withdraw"),
+                          draft("sms", minutes=1))
+
+    assert store.import_chain("t1", "u1", events) == 4
+
+    assert store.subject_events("t1", "sr_imported") == events
+    record = store.get_subject("t1", "u1")
+    assert record == project("u1", "sr_imported", events)
+    assert [r.subject_id for r in store.allowed_candidates("t1", "sms", None, 10)] == ["u1"]
+    assert store.allowed_candidates("t1", "push", None, 10) == []
+    assert store.list_chains("t1", None, 10) == [Chain("sr_imported", "u1", 4, 4, events[-1]["hash"])]
+    assert [e["subject_id"] for e in exported(store)] == ["u1"] * 4
+    assert append(store, "t1", "u1", draft("camera", minutes=2)).events[0]["prev_hash"] == events[-1]["hash"]
+
+
+def test_import_chain_skips_what_is_there_and_resumes_a_partial_copy(store):
+    events = sealed_chain("sr_imported", *[draft(f"p{i}") for i in range(5)])
+
+    assert store.import_chain("t1", "u1", events[:2]) == 2
+    assert store.get_subject("t1", "u1").seq == 2
+    assert store.import_chain("t1", "u1", events) == 3
+    assert store.import_chain("t1", "u1", events) == 0
+
+    assert store.subject_events("t1", "sr_imported") == events
+    assert store.get_subject("t1", "u1") == project("u1", "sr_imported", events)
+
+
+def test_import_chain_refuses_events_that_do_not_continue_the_chain(store):
+    events = sealed_chain("sr_imported", draft("push"), draft("sms"), draft("camera"))
+    store.import_chain("t1", "u1", events[:1])
+
+    with pytest.raises(Conflict):
+        store.import_chain("t1", "u1", [events[0], events[2]])  # seq 2 is missing
+    with pytest.raises(Conflict):
+        store.import_chain("t1", "u1", [events[0], {**events[1], "prev_hash": "f" * 64}])
+    with pytest.raises(ValueError, match="tenant_id"):
+        store.import_chain("t2", "u1", events)
+    assert store.subject_events("t1", "sr_imported") == events[:1]
+
+
+def test_an_erased_chain_is_imported_without_a_subject(store):
+    erased = sealed_chain("sr_gone", draft("push"), draft(None, "erase", minutes=1))
+
+    assert store.import_chain("t1", None, erased) == 2
+    assert store.import_chain("t1", "u1", sealed_chain("sr_gone_too", draft("push"),
+                                                       draft(None, "erase", minutes=1))) == 2
+
+    assert store.get_subject("t1", "u1") is None and store.list_subjects("t1", None, 10) == []
+    assert {c.subject_ref: c.subject_id for c in store.iter_chains("t1")} == {"sr_gone": None,
+                                                                              "sr_gone_too": None}
+    assert [e["subject_id"] for e in exported(store)] == [None] * 4
+
+
+def test_a_subject_with_another_chain_is_not_overwritten_by_an_import(store):
+    mine = append(store, "t1", "u1", draft("push")).record
+
+    with pytest.raises(Conflict):
+        store.import_chain("t1", "u1", sealed_chain("sr_other", draft("sms")))
+    assert store.get_subject("t1", "u1") == mine
+
+
 # --- idempotency ---------------------------------------------------------------------------------
 
 def test_an_idempotency_key_is_claimed_once_and_answers_replays(store):
-    assert store.claim_idempotency_key("t1", "k1", "idem", "req-hash", at()) is None
+    assert store.claim_idempotency_key("t1", "k1", "idem", "req-hash", fresh()) is None
 
-    running = store.claim_idempotency_key("t1", "k1", "idem", "other-hash", at(1))
+    running = store.claim_idempotency_key("t1", "k1", "idem", "other-hash", fresh(1))
     assert (running.request_hash, running.status, running.body, running.created_at) == (
-        "req-hash", None, None, at())
+        "req-hash", None, None, fresh())
 
     store.complete_idempotency_key("t1", "k1", "idem", 201, '{"ok": true}', "sr_x")
-    done = store.claim_idempotency_key("t1", "k1", "idem", "req-hash", at(2))
+    done = store.claim_idempotency_key("t1", "k1", "idem", "req-hash", fresh(2))
     assert (done.status, done.body, done.request_hash) == (201, '{"ok": true}', "req-hash")
 
-    assert store.claim_idempotency_key("t1", "k2", "idem", "req-hash", at()) is None
-    assert store.claim_idempotency_key("t2", "k1", "idem", "req-hash", at()) is None
+    assert store.claim_idempotency_key("t1", "k2", "idem", "req-hash", fresh()) is None
+    assert store.claim_idempotency_key("t2", "k1", "idem", "req-hash", fresh()) is None
 
 
 def test_a_released_idempotency_key_can_be_claimed_again(store):
-    store.claim_idempotency_key("t1", "k1", "idem", "req-hash", at())
+    store.claim_idempotency_key("t1", "k1", "idem", "req-hash", fresh())
     store.release_idempotency_key("t1", "k1", "idem")
 
-    assert store.claim_idempotency_key("t1", "k1", "idem", "second", at(1)) is None
-    assert store.claim_idempotency_key("t1", "k1", "idem", "third", at(2)).request_hash == "second"
+    assert store.claim_idempotency_key("t1", "k1", "idem", "second", fresh(1)) is None
+    assert store.claim_idempotency_key("t1", "k1", "idem", "third", fresh(2)).request_hash == "second"
+
+
+def test_an_idempotency_key_answers_replays_for_24_hours_then_runs_anew(store):
+    assert store.claim_idempotency_key("t1", "k1", "idem", "first", fresh()) is None
+    store.complete_idempotency_key("t1", "k1", "idem", 201, '{"n": 1}', None)
+
+    kept = store.claim_idempotency_key("t1", "k1", "idem", "again", fresh(24 * 60 - 1))
+    assert (kept.request_hash, kept.status, kept.body) == ("first", 201, '{"n": 1}')
+
+    assert store.claim_idempotency_key("t1", "k1", "idem", "later", fresh(24 * 60)) is None
+    assert store.claim_idempotency_key("t1", "k1", "idem", "x", fresh(24 * 60 + 1)).request_hash == "later"
+
+
+def test_an_idempotency_key_can_be_kept_longer(store):
+    store.claim_idempotency_key("t1", "k1", "idem", "first", fresh(), ttl=timedelta(hours=48))
+
+    assert store.claim_idempotency_key("t1", "k1", "idem", "x", fresh(47 * 60)).request_hash == "first"
+    assert store.claim_idempotency_key("t1", "k1", "idem", "x", fresh(48 * 60)) is None
 
 
 # --- tenant isolation ------------------------------------------------------------------------------

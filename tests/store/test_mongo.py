@@ -3,17 +3,24 @@ of records left behind by a writer that died, and its translation of driver erro
 
 from __future__ import annotations
 
+import socket
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import mongomock
+import pymongo
 import pytest
-from pymongo.errors import AutoReconnect, BulkWriteError, ServerSelectionTimeoutError
+from pymongo import ReadPreference
+from pymongo.errors import AutoReconnect, BulkWriteError, OperationFailure, ServerSelectionTimeoutError
 
+from consent_api.domain.clock import format_ts
 from consent_api.domain.ledger import seal, verify_chain
 from consent_api.domain.projection import project
 from consent_api.errors import Unavailable
-from consent_api.store.mongo import INDEXES
+from consent_api.store.mongo import INDEXES, SHARD_KEYS, UNSHARDED, MongoStore
+from consent_api.store.open import MongoOptions, open_store
 from consent_api.store.port import ExportFilter
-from tests.store.drafts import append, at, draft
+from tests.store.drafts import append, at, draft, fresh
 
 
 class WriterDied(Exception):
@@ -34,18 +41,189 @@ def chain(store, ref: str) -> list[dict]:
 
 # --- indexes and stored shapes -----------------------------------------------------------------
 
-def test_every_declared_index_exists_after_construction(mongo_store):
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def unreachable_store() -> MongoStore:
+    """A MongoStore on a real pymongo client whose server is not there."""
+    client = pymongo.MongoClient(f"mongodb://127.0.0.1:{closed_port()}/", serverSelectionTimeoutMS=50,
+                                 connectTimeoutMS=50, tz_aware=True)
+    return MongoStore(client, "consent_unreachable")
+
+
+def assert_indexes_exist(db) -> None:
     for collection, keys, options in INDEXES:
-        info = mongo_store.db[collection].index_information()
+        info = db[collection].index_information()
         assert options["name"] in info, (collection, options["name"])
         assert [tuple(k) for k in info[options["name"]]["key"]] == keys
         assert bool(info[options["name"]].get("unique")) == bool(options.get("unique"))
+        assert info[options["name"]].get("expireAfterSeconds") == options.get("expireAfterSeconds")
 
 
-def test_ensure_indexes_can_run_again(mongo_store):
+def test_opening_a_store_contacts_no_server_and_its_calls_answer_unavailable():
+    store = unreachable_store()  # would raise here if construction needed the server
+
+    with pytest.raises(Unavailable, match="MongoDB store"):
+        store.ping()
+    with pytest.raises(Unavailable):
+        store.get_tenant("t1")
+    store.close()
+
+
+def test_the_first_operation_creates_every_declared_index():
+    store = open_store("mongomock://fresh")
+    assert store.db.list_collection_names() == []
+
+    assert store.get_tenant("t1") is None
+
+    assert_indexes_exist(store.db)
+
+
+def test_migrate_reports_every_index_and_can_run_again(mongo_store):
+    lines = mongo_store.migrate()
+
+    assert_indexes_exist(mongo_store.db)
+    for collection, _, options in INDEXES:
+        assert any(line.startswith(f"{collection}: index {options['name']} (") for line in lines)
+    assert "idempotency: index expires_at (expires_at: 1) expireAfterSeconds=0 ensured" in lines
     before = {c: sorted(mongo_store.db[c].index_information()) for c, _, _ in INDEXES}
-    mongo_store.ensure_indexes()
+    assert mongo_store.migrate()[1:] == lines[1:]
     assert {c: sorted(mongo_store.db[c].index_information()) for c, _, _ in INDEXES} == before
+
+
+def test_a_store_that_was_unreachable_creates_its_indexes_once_the_server_answers(monkeypatch):
+    store = open_store("mongomock://late")
+    down = ServerSelectionTimeoutError("no primary")
+
+    def unreachable(*args, **kwargs):
+        raise down
+
+    monkeypatch.setattr(mongomock.Collection, "create_index", unreachable)
+    with pytest.raises(Unavailable):
+        store.ping()
+    with pytest.raises(Unavailable):
+        append(store, "t1", "u1", draft("push"))
+    monkeypatch.undo()
+
+    store.ping()
+
+    assert_indexes_exist(store.db)
+    assert append(store, "t1", "u1", draft("push")).events[0]["seq"] == 1
+
+
+def test_an_index_declared_differently_by_an_earlier_release_is_rebuilt():
+    store = open_store("mongomock://upgraded")
+    store.db["subjects"].create_index([("tenant_id", 1), ("subject_ref", 1)], name="tenant_id_subject_ref",
+                                      unique=True)  # as the first MongoStore declared it
+
+    lines = store.migrate()
+
+    assert "subjects: index tenant_id_subject_ref (tenant_id: 1, subject_ref: 1) rebuilt (its definition " \
+           "changed)" in lines
+    assert_indexes_exist(store.db)
+    assert "subjects: index tenant_id_subject_ref (tenant_id: 1, subject_ref: 1) ensured" in store.migrate()
+
+
+def test_an_index_the_server_refuses_is_named_in_the_error(monkeypatch):
+    store = open_store("mongomock://refused")
+
+    def refuse(self, keys, **options):
+        raise OperationFailure("cannot create unique index over {tenant_id: 1} with shard key pattern")
+
+    monkeypatch.setattr(mongomock.Collection, "create_index", refuse)
+    with pytest.raises(Unavailable, match=r"index tenants\.id cannot be created: cannot create unique"):
+        store.migrate()
+
+
+# --- sharding ------------------------------------------------------------------------------------
+
+def test_every_collection_is_either_sharded_or_listed_as_small():
+    collections = {c for c, _, _ in INDEXES}
+    assert collections == set(SHARD_KEYS) | set(UNSHARDED)
+    assert not set(SHARD_KEYS) & set(UNSHARDED)
+
+
+@pytest.mark.parametrize("collection", sorted(SHARD_KEYS))
+def test_unique_indexes_of_sharded_collections_start_with_the_shard_key(collection):
+    # MongoDB enforces a unique index on a sharded collection only when the shard key's fields
+    # are a prefix of the index's fields (a hashed shard field matches an ascending one).
+    shard_fields = [name for name, _ in SHARD_KEYS[collection]]
+    for name, keys, options in INDEXES:
+        if name == collection and options.get("unique"):
+            assert [k for k, _ in keys][:len(shard_fields)] == shard_fields, options["name"]
+    assert sum(1 for direction in dict(SHARD_KEYS[collection]).values() if direction == "hashed") == 1
+
+
+def test_every_hot_lookup_names_the_whole_shard_key():
+    # the point lookups of the write and read paths: each one reaches exactly one shard
+    assert [k for k, _ in SHARD_KEYS["events"]] == ["tenant_id", "subject_ref"]
+    assert [k for k, _ in SHARD_KEYS["subjects"]] == ["tenant_id", "subject_id"]
+    assert [k for k, _ in SHARD_KEYS["idempotency"]] == ["tenant_id", "scope", "key"]
+
+
+class RecordingAdmin:
+    def __init__(self):
+        self.commands: list[tuple] = []
+
+    def command(self, name, value, **kwargs):
+        self.commands.append((name, value, kwargs))
+        return {"ok": 1}
+
+
+def test_shard_enables_sharding_and_shards_the_big_collections(mongo_store, monkeypatch):
+    admin = RecordingAdmin()
+    monkeypatch.setattr(mongo_store._client, "admin", admin, raising=False)
+    created = []
+    monkeypatch.setattr(mongomock.Collection, "create_index",
+                        lambda self, keys, **options: created.append((self.name, keys, options["name"])))
+
+    lines = mongo_store.shard()
+
+    db = mongo_store.db.name
+    assert admin.commands[0] == ("enableSharding", db, {})
+    assert admin.commands[1:] == [("shardCollection", f"{db}.{c}", {"key": dict(k)}) for c, k in SHARD_KEYS.items()]
+    assert created == [(c, k, "shard_key") for c, k in SHARD_KEYS.items()]
+    assert "events: sharded on {tenant_id: 1, subject_ref: hashed}" in lines
+
+
+# --- reads for exports ---------------------------------------------------------------------------
+
+def test_exports_read_from_a_secondary_when_one_is_there_and_everything_else_from_the_primary():
+    store = open_store("mongomock://reads")
+    assert store._export_events.read_preference == ReadPreference.SECONDARY_PREFERRED
+    assert store._events.read_preference == ReadPreference.PRIMARY
+    assert store._subjects.read_preference == ReadPreference.PRIMARY
+
+    primary = open_store("mongomock://reads", MongoOptions(export_read_preference="primary"))
+    assert primary._export_events.read_preference == ReadPreference.PRIMARY
+    with pytest.raises(ValueError, match="read preference"):
+        open_store("mongomock://reads", MongoOptions(export_read_preference="secondaryFirst"))
+
+
+# --- idempotency expiry ----------------------------------------------------------------------------
+
+def test_idempotency_records_expire_by_a_ttl_index_on_a_real_date(mongo_store):
+    mongo_store.claim_idempotency_key("t1", "k1", "idem", "h", fresh())
+
+    doc = mongo_store.db["idempotency"].find_one({"key": "idem"})
+    assert isinstance(doc["expires_at"], datetime)
+    assert doc["expires_at"].replace(tzinfo=timezone.utc) == fresh() + timedelta(hours=24)
+
+
+def test_migrate_gives_records_from_before_expiry_an_expiry(mongo_store):
+    mongo_store.migrate()
+    mongo_store.db["idempotency"].insert_one({
+        "tenant_id": "t1", "scope": "k1", "key": "old", "request_hash": "h", "status": 201,
+        "body": "{}", "subject_ref": None, "created_at": format_ts(fresh())})
+
+    assert "idempotency: 1 records without expires_at given one" in mongo_store.migrate()
+
+    doc = mongo_store.db["idempotency"].find_one({"key": "old"})
+    assert doc["expires_at"].replace(tzinfo=timezone.utc) == fresh() + timedelta(hours=24)
+    assert "idempotency: 0 records without expires_at given one" in mongo_store.migrate()
 
 
 def test_events_are_stored_without_subject_id_and_grants_are_indexable(mongo_store):
@@ -217,7 +395,7 @@ def test_a_subject_whose_creator_died_before_any_event_is_unknown(mongo_store, m
 
 def test_an_erasure_whose_writer_died_is_finished_by_the_next_reader(mongo_store, monkeypatch):
     old = append(mongo_store, "t1", "u1", draft("push")).record
-    mongo_store.claim_idempotency_key("t1", "k1", "idem", "h", at())
+    mongo_store.claim_idempotency_key("t1", "k1", "idem", "h", fresh())
     mongo_store.complete_idempotency_key("t1", "k1", "idem", 201, "{}", old.subject_ref)
     monkeypatch.setattr(mongo_store, "_finish_erasure", die)
     with pytest.raises(WriterDied):
@@ -226,7 +404,7 @@ def test_an_erasure_whose_writer_died_is_finished_by_the_next_reader(mongo_store
 
     assert mongo_store.get_subject("t1", "u1") is None
     assert subject_doc(mongo_store) is None
-    assert mongo_store.claim_idempotency_key("t1", "k1", "idem", "h2", at(2)) is None
+    assert mongo_store.claim_idempotency_key("t1", "k1", "idem", "h2", fresh(2)) is None
     assert [e["subject_id"] for e in mongo_store.export_events("t1", ExportFilter())] == [None, None]
 
 
@@ -277,7 +455,7 @@ class UnreachableMidway:
 def test_connection_errors_become_unavailable(mongo_store, monkeypatch):
     monkeypatch.setattr(mongo_store, "_tenants", Unreachable(AutoReconnect("connection reset")))
     monkeypatch.setattr(mongo_store, "_subjects", Unreachable(ServerSelectionTimeoutError("no primary")))
-    monkeypatch.setattr(mongo_store, "_events", UnreachableMidway())
+    monkeypatch.setattr(mongo_store, "_export_events", UnreachableMidway())
 
     with pytest.raises(Unavailable):
         mongo_store.get_tenant("t1")

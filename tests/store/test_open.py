@@ -10,8 +10,9 @@ import mongomock
 import pymongo
 import pytest
 
+from consent_api.config import Settings
 from consent_api.store.mongo import MongoStore
-from consent_api.store.open import open_store
+from consent_api.store.open import MongoOptions, open_store
 from consent_api.store.sqlite import SQLiteStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,8 +64,35 @@ def test_mongodb_urls_get_durable_client_options(url, db_name, monkeypatch):
     store = open_store(url)
 
     assert isinstance(store, MongoStore) and store.db.name == db_name
-    assert RecordingClient.built == [(url, {"w": "majority", "retryWrites": True,
-                                            "serverSelectionTimeoutMS": 5000, "tz_aware": True})]
+    [(built_url, options)] = RecordingClient.built
+    assert built_url == url
+    assert {k: options[k] for k in ("w", "retryWrites", "retryReads", "tz_aware")} == {
+        "w": "majority", "retryWrites": True, "retryReads": True, "tz_aware": True}
+    assert {k: options[k] for k in ("maxPoolSize", "serverSelectionTimeoutMS", "socketTimeoutMS")} == {
+        "maxPoolSize": 100, "serverSelectionTimeoutMS": 5000, "socketTimeoutMS": 30000}
+
+
+def test_pool_and_timeouts_come_from_consent_mongo_settings(monkeypatch):
+    RecordingClient.built = []
+    monkeypatch.setattr(pymongo, "MongoClient", RecordingClient)
+    settings = Settings.from_env({
+        "CONSENT_MONGO_MAX_POOL_SIZE": "20", "CONSENT_MONGO_MIN_POOL_SIZE": "2",
+        "CONSENT_MONGO_SERVER_SELECTION_TIMEOUT_MS": "1500", "CONSENT_MONGO_CONNECT_TIMEOUT_MS": "700",
+        "CONSENT_MONGO_SOCKET_TIMEOUT_MS": "0", "CONSENT_MONGO_WAIT_QUEUE_TIMEOUT_MS": "250",
+        "CONSENT_MONGO_EXPORT_READ_PREFERENCE": "nearest"})
+
+    store = open_store("mongodb://db1.example/consents", MongoOptions(**settings.mongo_options()))
+
+    [(_, options)] = RecordingClient.built
+    assert {k: options[k] for k in ("maxPoolSize", "minPoolSize", "serverSelectionTimeoutMS",
+                                    "connectTimeoutMS", "socketTimeoutMS", "waitQueueTimeoutMS")} == {
+        "maxPoolSize": 20, "minPoolSize": 2, "serverSelectionTimeoutMS": 1500, "connectTimeoutMS": 700,
+        "socketTimeoutMS": None, "waitQueueTimeoutMS": 250}
+    assert store._export_events.read_preference.mongos_mode == "nearest"
+
+
+def test_settings_and_mongo_options_share_their_defaults():
+    assert MongoOptions(**Settings().mongo_options()) == MongoOptions()
 
 
 @pytest.mark.parametrize("url", ["redis://localhost", "sqlite://relative.db", "sqlite:///", "consent.db", ""])

@@ -5,8 +5,11 @@ from __future__ import annotations
 import sqlite3
 import threading
 
-from consent_api.store.sqlite import SCHEMA_VERSION, SQLiteStore
-from tests.store.drafts import append, draft, tenant
+import pytest
+
+from consent_api.errors import Unavailable
+from consent_api.store.sqlite import PAGE_SIZE, PURGE_BATCH, SCHEMA_VERSION, SQLiteStore
+from tests.store.drafts import append, at, draft, tenant, ts
 
 
 def test_everything_persists_across_a_reopen(tmp_path):
@@ -65,3 +68,84 @@ def test_an_in_memory_store_is_shared_by_threads():
     worker.join()
 
     assert store.get_subject("t1", "u1").seq == 1
+
+
+def v1_file(path: str) -> None:
+    """A database as schema version 1 left it: idempotency records without an expiry."""
+    from consent_api.store.sqlite import SCHEMA
+
+    with sqlite3.connect(path) as conn:
+        conn.executescript(SCHEMA)
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        conn.execute("INSERT INTO idempotency (tenant_id, scope, key, request_hash, status, body, "
+                     "created_at) VALUES ('t1', 'k1', 'old', 'h', 201, '{}', ?)", (ts(),))
+
+
+def test_a_version_1_file_is_upgraded_on_opening_and_its_records_get_an_expiry(tmp_path):
+    path = str(tmp_path / "v1.db")
+    v1_file(path)
+
+    store = SQLiteStore(path)
+
+    assert store.schema_version() == SCHEMA_VERSION == 2
+    assert store.migrate() == [
+        "upgraded to schema version 2: idempotency records expire (DESIGN.md §8 keeps them at "
+        "least 24 h, not forever).",
+        f"SQLite {path}: schema version 2"]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT expires_at FROM idempotency").fetchall() == [(ts(24 * 60),)]
+    assert store.claim_idempotency_key("t1", "k1", "old", "h", at(60)).status == 201
+    assert store.claim_idempotency_key("t1", "k1", "old", "h", at(24 * 60)) is None
+    assert SQLiteStore(path).migrate() == [f"SQLite {path}: schema version 2"]
+
+
+def test_a_newer_schema_than_this_release_knows_is_refused(tmp_path):
+    path = str(tmp_path / "future.db")
+    SQLiteStore(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+
+    with pytest.raises(Unavailable, match="schema version 99 is newer"):
+        SQLiteStore(path)
+
+
+def test_claims_purge_expired_idempotency_records():
+    store = SQLiteStore(":memory:")
+    for i in range(PURGE_BATCH + 5):
+        store.claim_idempotency_key("t1", "k1", f"idem-{i}", "h", at())
+    store.claim_idempotency_key("t1", "k1", "young", "h", at(60))
+
+    def keys() -> int:
+        return store._conn().execute("SELECT COUNT(*) FROM idempotency").fetchone()[0]
+
+    assert keys() == PURGE_BATCH + 6
+    store.claim_idempotency_key("t1", "k1", "new", "h", at(24 * 60 + 1))
+    assert keys() == 5 + 2  # one batch purged per claim, bounded
+    store.claim_idempotency_key("t1", "k1", "newer", "h", at(24 * 60 + 2))
+    assert keys() == 3  # young, new, newer
+
+
+def test_event_rows_of_a_kilobyte_and_more_stay_on_their_pages(tmp_path):
+    store = SQLiteStore(str(tmp_path / "pages.db"))
+    point = "设置页 / 隐私 / 个性化推荐开关" * 20  # pads each stored event to ~1.6 KB of JSON
+    append(store, "t1", "u1", *[draft(f"p{i}", source={"channel": "ios", "collection_point": point})
+                                for i in range(40)])
+
+    conn = store._conn()
+    assert conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE
+    stored = conn.execute("SELECT MIN(LENGTH(CAST(doc AS BLOB))) FROM events").fetchone()[0]
+    assert stored > 1100
+    overflow = conn.execute("SELECT COUNT(*) FROM dbstat WHERE name = 'events' AND pagetype = 'overflow'")
+    assert overflow.fetchone()[0] == 0
+
+
+def test_a_file_made_with_smaller_pages_keeps_them_and_works(tmp_path):
+    path = str(tmp_path / "old.db")
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA page_size=4096")
+        conn.execute("PRAGMA journal_mode=WAL")
+    store = SQLiteStore(path)
+    done = append(store, "t1", "u1", draft("push"))
+
+    assert store._conn().execute("PRAGMA page_size").fetchone()[0] == 4096
+    assert store.get_subject("t1", "u1") == done.record

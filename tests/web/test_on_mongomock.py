@@ -3,9 +3,16 @@
 import pytest
 
 from consent_api.config import Settings
+from consent_api.domain.clock import FixedClock, format_ts, system_clock
 from consent_api.domain.ledger import verify_chain
 from consent_api.web.app import create_app
 from tests.builders import decision
+
+
+@pytest.fixture
+def clock():
+    """Near the real time: MongoDB (and mongomock) expire idempotency records by the server's clock."""
+    return FixedClock(system_clock().replace(microsecond=0))
 
 
 @pytest.fixture
@@ -23,12 +30,14 @@ def test_a_subjects_life_on_mongodb(tenant, clock):
                            headers={"Idempotency-Key": "k-1"})
     assert replay.get_data() == first.get_data()
     assert tenant.record("u1", decision("faceid")).status_code == 422
+    granted_at = clock.now
     clock.advance(hours=1)
     withdrawn = tenant.post("/v1/subjects/u1/consents/withdraw-all", {"source": {"channel": "ios"}})
     assert [e["action"] for e in withdrawn.json["events"]] == ["withdraw"]
     history = tenant.get("/v1/subjects/u1/history").json["items"]
     assert verify_chain(history) == (3, None)
-    past = tenant.get("/v1/subjects/u1/consents?at=2026-03-01T08:30:00Z").json
+    half_way = format_ts(granted_at + (clock.now - granted_at) / 2)
+    past = tenant.get(f"/v1/subjects/u1/consents?at={half_way}").json
     assert past["purposes"]["push"]["status"] == "granted"
     tenant.grant("u2", "push")
     assert tenant.post("/v1/checks", {"purpose": "push", "subject_ids": ["u1", "u2", "u3"]}).json[

@@ -1,0 +1,153 @@
+"""Prometheus metrics: HTTP requests per route, consent events by purpose and action, store latency.
+
+Labels stay bounded: ``route`` is the URL rule (``/v1/subjects/<subject_id>/consents``), never
+the path, so no subject id reaches a label; ``purpose`` is a catalog key.
+
+Several processes answer requests under ``consent-api serve`` (granian workers). serve points
+``PROMETHEUS_MULTIPROC_DIR`` at an empty directory before they start; prometheus_client then
+keeps each worker's samples in files there, and /metrics, whichever worker answers it, adds
+up the files of every worker. Without that variable (tests, ``flask run``) the process's own
+registry is served.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from flask import Flask, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+UNMATCHED = "<unmatched>"  # 404s and 405s: no rule matched, so no template to name
+
+REQUESTS = Counter("consent_api_http_requests_total", "HTTP requests answered, by route template.",
+                   ["method", "route", "status"])
+REQUEST_SECONDS = Histogram(
+    "consent_api_http_request_duration_seconds",
+    "Time from the request reaching Flask to its response (streamed bodies not included).",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
+DECISIONS = Counter("consent_api_decisions_total",
+                    "Consent events durably written, by purpose and action (grant, deny, withdraw, prompt).",
+                    ["purpose", "action"])
+STORE_SECONDS = Histogram(
+    "consent_api_store_operation_duration_seconds",
+    "Time spent inside the store, by Store method (for streams: inside the store's own steps).",
+    ["operation"],
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+             1.0, 2.5, 5.0))
+STORE_ERRORS = Counter("consent_api_store_errors_total", "Store operations that raised, by method and error.",
+                       ["operation", "error"])
+
+
+class TimedStore:
+    """A Store whose every public method is timed into STORE_SECONDS; appends count DECISIONS.
+
+    A proxy rather than a Store subclass, so methods added to the port are timed without
+    being listed here, and the services never see prometheus."""
+
+    def __init__(self, store: Any):
+        self._store = store
+
+    @property
+    def inner(self) -> Any:
+        return self._store
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._store, name)
+        if name.startswith("_") or not inspect.ismethod(attr):
+            return attr
+        timed = _timed_stream(name, attr) if inspect.isgeneratorfunction(attr) else _timed_call(name, attr)
+        self.__dict__[name] = timed  # built once per method
+        return timed
+
+
+def _timed_call(name: str, method: Callable) -> Callable:
+    observe = STORE_SECONDS.labels(name).observe
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            result = method(*args, **kwargs)
+        except Exception as exc:
+            STORE_ERRORS.labels(name, type(exc).__name__).inc()
+            raise
+        finally:
+            observe(time.perf_counter() - started)
+        if name == "append":
+            _count_decisions(result.events)
+        return result
+    return call
+
+
+def _timed_stream(name: str, method: Callable) -> Callable:
+    observe = STORE_SECONDS.labels(name).observe
+
+    def stream(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        spent = 0.0  # time inside the store, not the time the consumer takes between items
+        items = method(*args, **kwargs)
+        try:
+            while True:
+                started = time.perf_counter()
+                try:
+                    item = next(items)
+                except StopIteration:
+                    spent += time.perf_counter() - started
+                    return
+                except Exception as exc:
+                    STORE_ERRORS.labels(name, type(exc).__name__).inc()
+                    raise
+                spent += time.perf_counter() - started
+                yield item
+        finally:
+            items.close()
+            observe(spent)
+    return stream
+
+
+def _count_decisions(events: list[dict[str, Any]]) -> None:
+    for event in events:
+        if event.get("purpose"):
+            DECISIONS.labels(event["purpose"], event["action"]).inc()
+
+
+def exposition() -> tuple[bytes, str]:
+    """The metrics text and its content type: every worker's samples under serve."""
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def route() -> str:
+    """The matched URL rule, never the raw path (which may hold a subject id)."""
+    return request.url_rule.rule if request.url_rule is not None else UNMATCHED
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def _start_timer() -> None:
+        g.metrics_started = time.perf_counter()
+
+    @app.after_request
+    def _count_request(response):
+        started = g.get("metrics_started")
+        rule = route()
+        REQUESTS.labels(request.method, rule, str(response.status_code)).inc()
+        if started is not None:
+            REQUEST_SECONDS.labels(request.method, rule).observe(time.perf_counter() - started)
+        return response

@@ -1,0 +1,108 @@
+"""Structured logs: one JSON object per line, and one line per request.
+
+The request line carries what an operator needs and nothing a log reader should not hold:
+the route template (never the path, which names a subject), the tenant and the kind of
+credential (never a key, a token or an Authorization header), and the client's network
+prefix (IPv4 /24, IPv6 /48; never the full address). A request id from ``X-Request-ID`` is
+kept when it looks like one, otherwise one is made; it is echoed in the response and put on
+every line logged while the request runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from flask import Flask, g, has_request_context, request
+
+from consent_api.domain.evidence import ip_prefix
+from consent_api.web.metrics import route
+
+REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+ACCESS = logging.getLogger("consent_api.access")
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+def request_id() -> str:
+    """This request's id (from X-Request-ID when valid, else a new one)."""
+    rid = g.get("request_id")
+    if rid is None:
+        offered = request.headers.get(REQUEST_ID_HEADER, "")
+        rid = g.request_id = offered if REQUEST_ID.match(offered) else uuid.uuid4().hex
+    return rid
+
+
+class JsonFormatter(logging.Formatter):
+    """A record as one JSON line: ts, level, logger, msg, request_id, the record's extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
+                  .replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if has_request_context():
+            doc["request_id"] = request_id()
+        doc.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (pytest's capture swaps it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def install(level: str) -> None:
+    """Send the consent_api loggers to stderr as JSON lines (once per process)."""
+    logger = logging.getLogger("consent_api")
+    logger.setLevel(level)
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(JsonFormatter())
+        # Records still propagate (pytest's caplog sees them); granian configures no root
+        # handler, so under `consent-api serve` each record is written once, by this handler.
+        logger.addHandler(handler)
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def _begin() -> None:
+        g.log_started = time.perf_counter()
+        request_id()
+
+    @app.after_request
+    def _log_request(response):
+        response.headers[REQUEST_ID_HEADER] = request_id()
+        started = g.get("log_started")
+        principal = g.get("principal")
+        ACCESS.info("request", extra={
+            "method": request.method,
+            "route": route(),
+            "status": response.status_code,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
+            "tenant_id": getattr(principal, "tenant_id", None),
+            "credential": getattr(principal, "kind", None),
+            "client": ip_prefix(request.remote_addr),
+        })
+        return response
