@@ -54,9 +54,6 @@ def _print_json(data) -> None:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from granian import Granian
-    from granian.constants import Interfaces
-
     from consent_api.errors import Unavailable
     from consent_api.security.signing_keys import KeyRing
 
@@ -78,14 +75,24 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
           f"({args.workers} workers, store {settings.database_url.split('://')[0]})", file=sys.stderr)
     # SIGTERM/SIGINT: granian stops accepting, lets each worker finish its requests (for at
     # most --shutdown-timeout seconds), and each worker closes its store (web/wsgi.py).
-    Granian(
-        "consent_api.web.wsgi:app", address=args.host, port=args.port,
-        interface=Interfaces.WSGI, workers=args.workers, blocking_threads=args.threads,
-        backlog=2048, log_access=False, workers_kill_timeout=args.shutdown_timeout,
-    ).serve()
+    serve_wsgi("consent_api.web.wsgi:app", args.host, args.port, args.workers, args.threads,
+               kill_timeout=args.shutdown_timeout)
     if made_metrics_dir:
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def serve_wsgi(target: str, host: str, port: int, workers: int, threads: int,
+               kill_timeout: int | None = None) -> None:
+    """Serve a WSGI app ("module:attribute") the way production does; bench/ serves its bare
+    Flask baseline through this same function, so both run under identical settings."""
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    Granian(
+        target, address=host, port=port, interface=Interfaces.WSGI, workers=workers,
+        blocking_threads=threads, backlog=2048, log_access=False, workers_kill_timeout=kill_timeout,
+    ).serve()
 
 
 def _seed_demo(store, keys_file: str | None) -> None:

@@ -72,10 +72,13 @@ class Policies:
         return any(p.material and since < p.effective_at <= now for p in self._ordered)
 
 
+_NOT_ASKED = PurposeRecord()
+
+
 def purpose_state(
     purpose: Purpose, record: PurposeRecord | None, policies: Policies, now: datetime
 ) -> PurposeState:
-    record = record or PurposeRecord()
+    record = record or _NOT_ASKED
     os_permission = record.os_permission
     if purpose.essential:
         return PurposeState(
@@ -103,10 +106,9 @@ def _status(
         return Status.DENIED, None
     if record.action == Action.WITHDRAW:
         return Status.WITHDRAWN, None
-    granted_at = parse_ts(record.decided_at)
     expires_at = None
     if purpose.validity_days is not None:
-        expires_at = granted_at + timedelta(days=purpose.validity_days)
+        expires_at = parse_ts(record.decided_at) + timedelta(days=purpose.validity_days)
         if now >= expires_at:
             return Status.EXPIRED, expires_at
     granted_under = policies.get(record.policy_version)

@@ -21,12 +21,11 @@ def check(deps: Deps, tenant_id: str, purpose_key: str, subject_ids: Sequence[st
         raise Invalid.field("purpose", f"unknown purpose {purpose_key!r}")
     policies = Policies(deps.store.list_policies(tenant_id))
     now = deps.clock()
-    records = deps.store.get_subjects(tenant_id, subject_ids)
+    known = deps.store.purpose_records(tenant_id, subject_ids, purpose_key)
     results = {}
     for subject_id in subject_ids:
-        rec = records.get(subject_id)
-        results[subject_id] = rec is not None and purpose_state(
-            purpose, rec.purposes.get(purpose_key), policies, now).allowed
+        results[subject_id] = subject_id in known and purpose_state(
+            purpose, known[subject_id], policies, now).allowed
     return results
 
 

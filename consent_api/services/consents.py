@@ -285,13 +285,15 @@ def state(deps: Deps, tenant_id: str, subject_id: str, at: datetime | None = Non
 
 
 def one_purpose(deps: Deps, tenant_id: str, subject_id: str, key: str) -> PurposeState:
-    """The hot path: one purpose of one subject."""
+    """The hot path: one purpose of one subject (reads only that purpose's record)."""
     check_subject_id(subject_id)
     purpose = deps.store.get_purpose(tenant_id, key)
     if purpose is None:
         raise NotFound(f"unknown purpose {key!r}")
-    current = _require_existing(deps, tenant_id, subject_id)
-    return purpose_state(purpose, current.purposes.get(key),
+    found = deps.store.purpose_records(tenant_id, (subject_id,), key)
+    if subject_id not in found:
+        raise NotFound("unknown subject")
+    return purpose_state(purpose, found[subject_id],
                          Policies(deps.store.list_policies(tenant_id)), deps.clock())
 
 

@@ -17,6 +17,7 @@ from consent_api.domain.model import (
     ApiKey,
     PolicyVersion,
     Purpose,
+    PurposeRecord,
     SubjectRecord,
     SubjectTokenKey,
     Tenant,
@@ -161,6 +162,13 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def get_subjects(self, tenant_id: str, subject_ids: Sequence[str]) -> dict[str, SubjectRecord]:
         """Records of those subject ids that exist."""
+
+    def purpose_records(self, tenant_id: str, subject_ids: Sequence[str],
+                        purpose: str) -> dict[str, PurposeRecord | None]:
+        """For those subject ids that exist, what their records say about one purpose (None:
+        nothing yet). Bulk checks need no more; an adapter may read just that much."""
+        return {subject_id: record.purposes.get(purpose)
+                for subject_id, record in self.get_subjects(tenant_id, subject_ids).items()}
 
     @abc.abstractmethod
     def append(self, tenant_id: str, subject_id: str, plan: Plan, *, erase: bool = False) -> Appended:

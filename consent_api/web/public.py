@@ -47,7 +47,7 @@ def config():
 def record():
     """Record a browser's decisions for an anonymous, first-party subject id."""
     tenant_id = caller().require_publishable(request.headers.get("Origin"))
-    data = schemas.load(schemas.PublicConsentsIn(), json_body())
+    data = schemas.load(schemas.PublicConsentsIn, json_body())
     result = public.record_anonymous(
         deps(), tenant_id, data["subject_id"], data["decisions"], data["policy_version"],
         data["locale"], request_evidence(gpc=data["gpc"]), idempotency_key())

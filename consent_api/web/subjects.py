@@ -27,7 +27,7 @@ def recorded_out(result: Recorded) -> dict:
 def record_consents(subject_id: str):
     """Record decisions; answers the events, the new state and a signed receipt."""
     tenant_id = caller().require_subject(Scope.WRITE, subject_id)
-    data = schemas.load(schemas.DecisionsIn(), json_body())
+    data = schemas.load(schemas.DecisionsIn, json_body())
     submission = Submission(
         decisions=[Decision(**d) for d in data["decisions"]],
         policy_version=data["policy_version"], source=data["source"], locale=data["locale"],
@@ -42,7 +42,7 @@ def record_consents(subject_id: str):
 def withdraw_all(subject_id: str):
     """Withdraw every non-essential grant in one call."""
     tenant_id = caller().require_subject(Scope.WRITE, subject_id)
-    data = schemas.load(schemas.WithdrawAllIn(), json_body())
+    data = schemas.load(schemas.WithdrawAllIn, json_body())
     result = consents.withdraw_all(deps(), tenant_id, subject_id, data["source"], data["locale"],
                                    request_evidence(), idempotency_key())
     return recorded_out(result), 200
@@ -63,7 +63,7 @@ def link_anonymous(subject_id: str):
 def record_prompts(subject_id: str):
     """Record that a consent dialog was shown; starts the re-prompt cooldown."""
     tenant_id = caller().require_subject(Scope.WRITE, subject_id)
-    data = schemas.load(schemas.PromptsIn(), json_body())
+    data = schemas.load(schemas.PromptsIn, json_body())
     events = consents.record_prompts(deps(), tenant_id, subject_id, data["purposes"], data["source"],
                                      data["locale"], request_evidence(), idempotency_key(),
                                      data["os_permissions"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -47,6 +48,14 @@ class LiveServer:
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read() or b"null")
 
+    def kill(self) -> None:
+        """SIGKILL the server's whole process group (granian's main process and its workers)."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -70,7 +79,7 @@ def start_server(tmp: Path, workers: int = 2, database_url: str | None = None,
         process = subprocess.Popen(
             [sys.executable, "-m", "consent_api.cli", "serve", "--host", "127.0.0.1",
              "--port", str(port), "--workers", str(workers)],
-            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp)
+            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp, start_new_session=True)
     server = LiveServer(f"http://127.0.0.1:{port}", database_url, process, log)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

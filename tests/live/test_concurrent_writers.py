@@ -6,7 +6,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from consent_api.domain.ledger import verify_chain
-from tests.live.conftest import OPERATOR
+from tests.live.conftest import OPERATOR, ROOT
 
 WRITERS, WRITES_EACH = 8, 6
 
@@ -42,7 +42,8 @@ def test_concurrent_writers_on_one_subject(live_server):
     assert sorted(e["event_id"] for e in events) == sorted(acknowledged)
 
     rebuilt = subprocess.run([sys.executable, "-m", "consent_api.cli", "rebuild-state", "--check"],
-                             env={"CONSENT_DATABASE_URL": live_server.database_url, "PATH": ""},
+                             env={"CONSENT_DATABASE_URL": live_server.database_url, "PATH": "",
+                                  "PYTHONPATH": str(ROOT)},
                              capture_output=True, text=True, timeout=60)
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "0 differences, 0 broken chains" in rebuilt.stderr

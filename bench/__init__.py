@@ -1,0 +1,1 @@
+"""Benchmarks of consent_api against a bare Flask app served the same way; see bench/README.md."""

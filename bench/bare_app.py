@@ -1,0 +1,19 @@
+"""The baseline: a bare Flask "hello JSON" app, the ceiling of this framework on this server."""
+
+import sys
+
+from flask import Flask
+
+app = Flask(__name__)
+
+
+@app.get("/")
+def hello():
+    return {"hello": "world"}
+
+
+if __name__ == "__main__":
+    from consent_api.cli import serve_wsgi
+
+    port, workers, threads = (int(a) for a in sys.argv[1:4])
+    serve_wsgi("bench.bare_app:app", "127.0.0.1", port, workers, threads)

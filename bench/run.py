@@ -1,0 +1,238 @@
+"""python -m bench: consent_api against a bare Flask app under the same server, one table.
+
+Per population size: seed (or copy a cached seed), start `consent-api serve`, and measure each
+scenario with wrk after a short warm-up; the bare app is measured right before and after the two
+hot reads, and every req/s is printed as a ratio to the mean of those two bare figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench import loadgen, scenarios, seed, servers
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+SEED_VERSION = 1  # bump when bench/seed.py changes what it writes
+ORDER = ("check", "state", "history", "audience", "bulk_check", "write")
+
+
+def parse_size(text: str) -> int:
+    text = text.strip().lower()
+    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
+    return int(float(text.rstrip("km")) * scale)
+
+
+def label(n: int) -> str:
+    return f"{n // 1_000_000}M" if n % 1_000_000 == 0 else f"{n // 1000}k" if n % 1000 == 0 else str(n)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", default="10k,100k,1m", help="subject counts, e.g. 10k,100k (default 10k,100k,1m)")
+    p.add_argument("--duration", type=float, default=10, help="seconds per measurement (default 10)")
+    p.add_argument("--warmup", type=float, default=2, help="seconds of warm-up per scenario (default 2)")
+    p.add_argument("--connections", type=int, default=8, help="wrk connections (default 8)")
+    p.add_argument("--workers", type=int, default=2, help="server worker processes, both apps (default 2)")
+    p.add_argument("--threads", type=int, default=8, help="blocking threads per worker, both apps (default 8)")
+    p.add_argument("--scenarios", default=",".join(ORDER), help=f"subset of {','.join(ORDER)}")
+    p.add_argument("--export-seconds", type=float, default=30, help="bound on the audit export (default 30)")
+    p.add_argument("--workdir", default=None, help="where databases and logs go (default: a temp dir)")
+    p.add_argument("--seed-cache", default=str(RESULTS / "seed-cache"),
+                   help="keep seeded databases here and copy them on later runs ('' to disable)")
+    p.add_argument("--out", default=str(RESULTS), help="directory for the JSON result")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    loadgen.require_wrk()
+    sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
+    wanted = [s for s in args.scenarios.split(",") if s]
+    unknown = set(wanted) - set(ORDER)
+    if unknown:
+        raise SystemExit(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="consent-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    result = {
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "git": _git_rev(), "cpus": os.cpu_count(), "load_before": os.getloadavg()[0],
+        "server": {"name": "granian (WSGI)", "workers": args.workers, "blocking_threads": args.threads},
+        "wrk": {"connections": args.connections, "threads": min(2, args.connections),
+                "duration_s": args.duration},
+        "tiers": [],
+    }
+    bare_req = loadgen.write_requests(workdir / "bare.req", [("GET", "/", "")])
+    port = servers.free_port()
+    print(f"bench: workdir {workdir}; bare Flask and consent_api under granian WSGI, "
+          f"{args.workers} workers x {args.threads} threads, wrk -c{args.connections}", file=sys.stderr)
+    bare = servers.start("bare Flask", ["-m", "bench.bare_app", str(port), str(args.workers), str(args.threads)],
+                         "/", port, workdir / "bare.log")
+    try:
+        for n in sizes:
+            result["tiers"].append(run_tier(args, n, wanted, workdir, bare, bare_req))
+    finally:
+        bare.stop()
+    result["seconds"] = round(time.time() - started, 1)
+    result["load_after"] = os.getloadavg()[0]
+    print_table(result)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"bench-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwritten to {path} ({result['seconds']:.0f} s in all)")
+    if not args.workdir:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+def measure(server_url: str, req_file: Path, args, connections: int | None = None,
+            token: str | None = None) -> loadgen.Load:
+    c = connections or args.connections
+    if args.warmup:
+        loadgen.run(server_url, req_file, seconds=args.warmup, connections=c, token=token)
+    return loadgen.run(server_url, req_file, seconds=args.duration, connections=c, token=token)
+
+
+def run_tier(args, n: int, wanted: list[str], workdir: Path, bare: servers.Server, bare_req: Path) -> dict:
+    tier = {"subjects": n, "label": label(n), "rows": {}}
+    t0 = time.time()
+    db = workdir / f"consent-{label(n)}.db"
+    pop, tier["seed"] = _seeded(args, n, db)
+    tier["seed_s"] = round(time.time() - t0, 1)
+    tier["db_mib"] = round(db.stat().st_size / 2**20)
+    print(f"[{label(n)}] {pop.subjects:,} subjects, {pop.events:,} events ({tier['seed']}, "
+          f"{tier['seed_s']:.0f} s, {tier['db_mib']:,} MiB)", file=sys.stderr)
+    port = servers.free_port()
+    app = servers.start(f"consent_api {label(n)}",
+                        ["-m", "consent_api.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+                         "--workers", str(args.workers), "--threads", str(args.threads)],
+                        "/readyz", port, workdir / f"consent-{label(n)}.log",
+                        env={"CONSENT_DATABASE_URL": f"sqlite:///{db}"})
+    rng = random.Random(n)
+    bares = []
+    try:
+        for name in ORDER:
+            if name in ("check", "state") and not bares:
+                bares.append(measure(bare.url, bare_req, args))
+                _log(n, "bare Flask", bares[-1])
+            if name == "history" and len(bares) == 1:
+                bares.append(measure(bare.url, bare_req, args))
+                _log(n, "bare Flask", bares[-1])
+            if name not in wanted:
+                continue
+            sc = scenarios.SCENARIOS[name]
+            req = loadgen.write_requests(workdir / f"{name}-{label(n)}.req", sc.build(pop, rng))
+            load = measure(app.url, req, args, sc.connections, pop.admin_key)
+            tier["rows"][name] = {"label": sc.label, "connections": sc.connections or args.connections,
+                                  **load.to_dict()}
+            _log(n, sc.label, load)
+        if not bares:
+            bares.append(measure(bare.url, bare_req, args))
+        tier["bare"] = [b.to_dict() for b in bares]
+        bare_rps = sum(b.rps for b in bares) / len(bares)
+        tier["bare_rps"] = round(bare_rps, 1)
+        for row in tier["rows"].values():
+            row["ratio"] = round(row["rps"] / bare_rps, 3)
+        ex = scenarios.export(app.url, pop.admin_key, app.rss_kib, args.export_seconds)
+        if ex.status == 404:
+            tier["export"] = {"skipped": "GET /v1/audit/events is not on this branch (404)"}
+        else:
+            tier["export"] = {**asdict(ex), "events_per_s": round(ex.events_per_s),
+                              "mib_per_s": round(ex.mib_per_s, 1)}
+        print(f"[{label(n)}] export: {tier['export']}", file=sys.stderr)
+    finally:
+        app.stop()
+    db.unlink(missing_ok=True)
+    for suffix in ("-wal", "-shm"):
+        Path(str(db) + suffix).unlink(missing_ok=True)
+    return tier
+
+
+def _seeded(args, n: int, db: Path) -> tuple[seed.Population, str]:
+    """Copy a cached seed of this size when there is one; otherwise seed (and cache) it."""
+    cache = Path(args.seed_cache) / f"seed-v{SEED_VERSION}-{label(n)}.db" if args.seed_cache else None
+    meta = cache.with_suffix(".json") if cache else None
+    for path in (db, Path(str(db) + "-wal"), Path(str(db) + "-shm")):
+        path.unlink(missing_ok=True)  # a stale WAL next to a copied file would corrupt it
+    if cache and cache.exists() and meta.exists():
+        shutil.copyfile(cache, db)
+        return seed.Population(**json.loads(meta.read_text())), "cached seed"
+    pop = seed.seed(str(db), n)
+    if cache:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(db, cache)
+        meta.write_text(json.dumps(asdict(pop)))
+    return pop, "seeded"
+
+
+def _log(n: int, what: str, load: loadgen.Load) -> None:
+    print(f"[{label(n)}] {what}: {load.rps:,.0f} req/s, p50 {load.p50_ms:.2f} ms, "
+          f"p99 {load.p99_ms:.2f} ms, errors {load.errors}", file=sys.stderr)
+
+
+def _git_rev() -> str | None:
+    try:
+        return subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10).stdout.strip() or None
+    except OSError:
+        return None
+
+
+def print_table(result: dict) -> None:
+    print(f"\nconsent_api vs bare Flask, both under {result['server']['name']} "
+          f"{result['server']['workers']} workers x {result['server']['blocking_threads']} threads; "
+          f"wrk -c{result['wrk']['connections']} {result['wrk']['duration_s']:g} s per row; "
+          f"{result['cpus']} CPUs, load {result['load_before']:.1f} at start")
+    header = f"{'subjects':>8}  {'scenario':<27} {'conns':>5} {'req/s':>8} {'x bare':>6} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}"
+    print(header)
+    print("-" * len(header))
+    for tier in result["tiers"]:
+        lab = tier["label"]
+        print(f"{lab:>8}  {'bare Flask GET / (mean)':<27} {result['wrk']['connections']:>5} "
+              f"{tier['bare_rps']:>8,.0f} {1:>6.2f} "
+              f"{_mean(tier['bare'], 'p50_ms'):>7.2f} {_mean(tier['bare'], 'p99_ms'):>7.2f} "
+              f"{sum(b['errors'] for b in tier['bare']):>6}")
+        for row in tier["rows"].values():
+            print(f"{lab:>8}  {row['label']:<27} {row['connections']:>5} {row['rps']:>8,.0f} "
+                  f"{row['ratio']:>6.2f} {row['p50_ms']:>7.2f} {row['p99_ms']:>7.2f} {row['errors']:>6}")
+        ex = tier.get("export", {})
+        if "skipped" in ex:
+            print(f"{lab:>8}  {'audit export':<27} skipped: {ex['skipped']}")
+        elif ex:
+            print(f"{lab:>8}  {'audit export (NDJSON)':<27} {1:>5} {ex['events_per_s']:>8,} events/s, "
+                  f"{ex['mib_per_s']} MiB/s, {ex['events']:,} events{'' if ex['complete'] else ' (time-bounded)'}, "
+                  f"peak RSS growth {ex['rss_growth_mib']} MiB")
+    flat = _flatness(result["tiers"])
+    if flat:
+        print("\nlargest vs smallest population: " + "; ".join(flat))
+
+
+def _mean(rows: list[dict], key: str) -> float:
+    return sum(r[key] for r in rows) / len(rows)
+
+
+def _flatness(tiers: list[dict]) -> list[str]:
+    if len(tiers) < 2:
+        return []
+    small, big = tiers[0], tiers[-1]
+    out = []
+    for name in ("check", "state"):
+        a, b = small["rows"].get(name), big["rows"].get(name)
+        if a and b:
+            out.append(f"{name} {b['ratio'] / a['ratio']:.2f}x the ratio, p99 {b['p99_ms']:.2f} vs {a['p99_ms']:.2f} ms "
+                       f"({big['label']} vs {small['label']})")
+    return out

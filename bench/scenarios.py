@@ -1,0 +1,136 @@
+"""What the bench asks of consent_api: the requests of each scenario, drawn at random from the
+seeded population, and the streamed audit export."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from bench.seed import POLICY, PURPOSES, Population, subject_id
+from consent_api.services.pages import encode_cursor
+
+Request = tuple[str, str, str]  # method, path, one-line JSON body ("" for none)
+KEYS = list(PURPOSES)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    label: str
+    build: Callable[[Population, random.Random], list[Request]]
+    connections: int | None = None  # None: the run's --connections
+
+
+def _subjects(pop: Population, rng: random.Random, n: int) -> list[str]:
+    return [subject_id(rng.randrange(pop.subjects)) for _ in range(n)]
+
+
+def check(pop, rng):
+    return [("GET", f"/v1/subjects/{s}/consents/{rng.choice(KEYS)}", "") for s in _subjects(pop, rng, 20_000)]
+
+
+def state(pop, rng):
+    return [("GET", f"/v1/subjects/{s}/consents", "") for s in _subjects(pop, rng, 20_000)]
+
+
+def write(pop, rng):
+    def body() -> str:
+        return json.dumps({
+            "decisions": [{"purpose": rng.choice(KEYS), "granted": rng.random() < 0.6}],
+            "policy_version": POLICY, "locale": "zh-CN",
+            "source": {"channel": rng.choice(("ios", "android")), "collection_point": "settings"},
+        }, separators=(",", ":"))
+    return [("POST", f"/v1/subjects/{s}/consents", body()) for s in _subjects(pop, rng, 20_000)]
+
+
+def history(pop, rng):
+    return [("GET", f"/v1/subjects/{s}/history", "") for s in _subjects(pop, rng, 20_000)]
+
+
+def bulk_check(pop, rng):
+    return [("POST", "/v1/checks", json.dumps({"purpose": rng.choice(KEYS),
+                                               "subject_ids": _subjects(pop, rng, 1000)},
+                                              separators=(",", ":")))
+            for _ in range(50)]
+
+
+def audience(pop, rng):
+    return [("GET", f"/v1/audiences/{rng.choice(KEYS)}?limit=100&cursor="
+                    f"{encode_cursor(subject_id(rng.randrange(pop.subjects)))}", "")
+            for _ in range(5_000)]
+
+
+SCENARIOS = {s.name: s for s in (
+    Scenario("check", "check one purpose", check),
+    Scenario("state", "full state read", state),
+    Scenario("history", "history of one subject", history),
+    Scenario("audience", "audience page (100 ids)", audience),
+    Scenario("bulk_check", "bulk check, 1,000 ids", bulk_check, connections=1),
+    Scenario("write", "decision write (durable)", write),
+)}
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    status: int
+    events: int
+    bytes: int
+    seconds: float
+    complete: bool
+    rss_growth_mib: float  # the largest growth of any server process during the export
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+    @property
+    def mib_per_s(self) -> float:
+        return self.bytes / 2**20 / self.seconds if self.seconds else 0.0
+
+
+def export(url: str, token: str, rss: Callable[[], dict[int, int]], max_seconds: float) -> ExportResult:
+    """Stream GET /v1/audit/events (NDJSON) for at most max_seconds, sampling server RSS."""
+    parts = urlsplit(url)
+    before = rss()
+    peak = dict(before)
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.05):
+            for pid, kib in rss().items():
+                peak[pid] = max(peak.get(pid, 0), kib)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    events = size = 0
+    complete = False
+    started = time.perf_counter()
+    try:
+        conn.request("GET", "/v1/audit/events?format=ndjson", headers={"Authorization": f"Bearer {token}"})
+        response = conn.getresponse()
+        if response.status != 200:
+            response.read()
+            return ExportResult(response.status, 0, 0, 0.0, False, 0.0)
+        while True:
+            chunk = response.read1(1 << 20)
+            if not chunk:
+                complete = True
+                break
+            events += chunk.count(b"\n")
+            size += len(chunk)
+            if time.perf_counter() - started > max_seconds:
+                break
+        seconds = time.perf_counter() - started
+    finally:
+        conn.close()
+        stop.set()
+        sampler.join()
+    growth = max(((peak[pid] - before.get(pid, peak[pid])) for pid in peak), default=0)
+    return ExportResult(200, events, size, seconds, complete, round(growth / 1024, 1))
