@@ -19,6 +19,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
 from flask import Flask, g, has_request_context, request
 
 from consent_api.domain.evidence import ip_prefix
@@ -55,7 +56,10 @@ class JsonFormatter(logging.Formatter):
         doc.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
-        return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str)
+        try:  # orjson writes the same compact UTF-8 line ~10x faster; this runs once per request
+            return orjson.dumps(doc, default=str).decode("utf-8")
+        except TypeError:  # e.g. an int beyond 64 bits in an extra field
+            return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -94,9 +98,13 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _log_request(response):
         response.headers[REQUEST_ID_HEADER] = request_id()
+        if not ACCESS.isEnabledFor(logging.INFO):
+            return response
         started = g.get("log_started")
         principal = g.get("principal")
-        ACCESS.info("request", extra={
+        # A record made and handled directly: Logger.info would also walk the stack for the
+        # caller's file and line (findCaller), which the JSON line never shows.
+        ACCESS.handle(ACCESS.makeRecord(ACCESS.name, logging.INFO, __file__, 0, "request", (), None, extra={
             "method": request.method,
             "route": route(),
             "status": response.status_code,
@@ -104,5 +112,5 @@ def init_app(app: Flask) -> None:
             "tenant_id": getattr(principal, "tenant_id", None),
             "credential": getattr(principal, "kind", None),
             "client": ip_prefix(request.remote_addr),
-        })
+        }))
         return response
