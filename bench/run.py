@@ -147,7 +147,7 @@ def run_tier(args, n: int, wanted: list[str], workdir: Path, bare: servers.Serve
         tier["bare_rps"] = round(bare_rps, 1)
         for row in tier["rows"].values():
             row["ratio"] = round(row["rps"] / bare_rps, 3)
-        ex = scenarios.export(app.url, pop.admin_key, app.rss_kib, args.export_seconds)
+        ex = scenarios.export(app.url, pop.admin_key, app.memory_kib, args.export_seconds)
         if ex.status == 404:
             tier["export"] = {"skipped": "GET /v1/audit/events is not on this branch (404)"}
         else:
@@ -215,7 +215,7 @@ def print_table(result: dict) -> None:
         elif ex:
             print(f"{lab:>8}  {'audit export (NDJSON)':<27} {1:>5} {ex['events_per_s']:>8,} events/s, "
                   f"{ex['mib_per_s']} MiB/s, {ex['events']:,} events{'' if ex['complete'] else ' (time-bounded)'}, "
-                  f"peak RSS growth {ex['rss_growth_mib']} MiB")
+                  f"peak RSS growth {ex['rss_growth_mib']} MiB (anonymous {ex['anon_growth_mib']} MiB)")
     flat = _flatness(result["tiers"])
     if flat:
         print("\nlargest vs smallest population: " + "; ".join(flat))
