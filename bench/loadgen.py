@@ -46,7 +46,7 @@ def write_requests(path: Path, lines: list[tuple[str, str, str]]) -> Path:
 def run(url: str, requests_file: Path, *, seconds: float, connections: int, threads: int = 2,
         token: str | None = None) -> Load:
     threads = min(threads, connections)
-    argv = [require_wrk(), f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency",
+    argv = [require_wrk(), f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
             "--timeout", "10s", "-H", "Content-Type: application/json", "-s", str(SCRIPT)]
     if token:
         argv += ["-H", f"Authorization: Bearer {token}"]

@@ -12,6 +12,7 @@ import json
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,8 +25,9 @@ from bench import loadgen, scenarios, seed, servers
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-SEED_VERSION = 1  # bump when bench/seed.py changes what it writes
+SEED_VERSION = 2  # bump when bench/seed.py or the schema changes what a seeded file holds
 ORDER = ("check", "state", "history", "audience", "bulk_check", "write")
+PAIRED = ("check", "state")  # the rows with a ratio target: measured in alternation with bare Flask
 
 
 def parse_size(text: str) -> int:
@@ -43,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", default="10k,100k,1m", help="subject counts, e.g. 10k,100k (default 10k,100k,1m)")
     p.add_argument("--duration", type=float, default=10, help="seconds per measurement (default 10)")
     p.add_argument("--warmup", type=float, default=2, help="seconds of warm-up per scenario (default 2)")
+    p.add_argument("--pairs", type=int, default=4,
+                   help="check and state alternate with bare Flask in this many slices (default 4)")
     p.add_argument("--connections", type=int, default=8, help="wrk connections (default 8)")
     p.add_argument("--workers", type=int, default=2, help="server worker processes, both apps (default 2)")
     p.add_argument("--threads", type=int, default=8, help="blocking threads per worker, both apps (default 8)")
@@ -72,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         "git": _git_rev(), "cpus": os.cpu_count(), "load_before": os.getloadavg()[0],
         "server": {"name": "granian (WSGI)", "workers": args.workers, "blocking_threads": args.threads},
         "wrk": {"connections": args.connections, "threads": min(2, args.connections),
-                "duration_s": args.duration},
+                "duration_s": args.duration, "pairs": args.pairs},
         "tiers": [],
     }
     bare_req = loadgen.write_requests(workdir / "bare.req", [("GET", "/", "")])
@@ -107,6 +111,32 @@ def measure(server_url: str, req_file: Path, args, connections: int | None = Non
     return loadgen.run(server_url, req_file, seconds=args.duration, connections=c, token=token)
 
 
+def measure_paired(url: str, req: Path, bare_url: str, bare_req: Path, args, token: str,
+                   bares: list[loadgen.Load]) -> tuple[loadgen.Load, float]:
+    """The two hot reads, against bare Flask slice by slice: --pairs times (bare, then ours) of
+    duration/pairs seconds each. The ratio is the median of the slices' ratios, so a neighbour's
+    load that comes and goes on a shared machine moves both sides of a pair alike."""
+    c, slice_s = args.connections, max(1, round(args.duration / args.pairs))  # wrk takes whole seconds
+    if args.warmup:
+        loadgen.run(bare_url, bare_req, seconds=args.warmup, connections=c)
+        loadgen.run(url, req, seconds=args.warmup, connections=c, token=token)
+    ours, ratios = [], []
+    for _ in range(args.pairs):
+        b = loadgen.run(bare_url, bare_req, seconds=slice_s, connections=c)
+        a = loadgen.run(url, req, seconds=slice_s, connections=c, token=token)
+        bares.append(b)
+        ours.append(a)
+        ratios.append(a.rps / b.rps)
+    seconds = sum(a.seconds for a in ours)
+    merged = loadgen.Load(
+        requests=sum(a.requests for a in ours), seconds=round(seconds, 2),
+        rps=round(sum(a.requests for a in ours) / seconds, 1),
+        p50_ms=statistics.median(a.p50_ms for a in ours), p90_ms=max(a.p90_ms for a in ours),
+        p99_ms=max(a.p99_ms for a in ours), max_ms=max(a.max_ms for a in ours),
+        errors=sum(a.errors for a in ours), bytes=sum(a.bytes for a in ours))
+    return merged, statistics.median(ratios)
+
+
 def run_tier(args, n: int, wanted: list[str], workdir: Path, bare: servers.Server, bare_req: Path) -> dict:
     tier = {"subjects": n, "label": label(n), "rows": {}}
     t0 = time.time()
@@ -123,20 +153,18 @@ def run_tier(args, n: int, wanted: list[str], workdir: Path, bare: servers.Serve
                         "/readyz", port, workdir / f"consent-{label(n)}.log",
                         env={"CONSENT_DATABASE_URL": f"sqlite:///{db}"})
     rng = random.Random(n)
-    bares = []
+    bares: list[loadgen.Load] = []
+    paired: dict[str, float] = {}
     try:
         for name in ORDER:
-            if name in ("check", "state") and not bares:
-                bares.append(measure(bare.url, bare_req, args))
-                _log(n, "bare Flask", bares[-1])
-            if name == "history" and len(bares) == 1:
-                bares.append(measure(bare.url, bare_req, args))
-                _log(n, "bare Flask", bares[-1])
             if name not in wanted:
                 continue
             sc = scenarios.SCENARIOS[name]
             req = loadgen.write_requests(workdir / f"{name}-{label(n)}.req", sc.build(pop, rng))
-            load = measure(app.url, req, args, sc.connections, pop.admin_key)
+            if name in PAIRED:
+                load, paired[name] = measure_paired(app.url, req, bare.url, bare_req, args, pop.admin_key, bares)
+            else:
+                load = measure(app.url, req, args, sc.connections, pop.admin_key)
             tier["rows"][name] = {"label": sc.label, "connections": sc.connections or args.connections,
                                   **load.to_dict()}
             _log(n, sc.label, load)
@@ -145,9 +173,9 @@ def run_tier(args, n: int, wanted: list[str], workdir: Path, bare: servers.Serve
         tier["bare"] = [b.to_dict() for b in bares]
         bare_rps = sum(b.rps for b in bares) / len(bares)
         tier["bare_rps"] = round(bare_rps, 1)
-        for row in tier["rows"].values():
-            row["ratio"] = round(row["rps"] / bare_rps, 3)
-        ex = scenarios.export(app.url, pop.admin_key, app.rss_kib, args.export_seconds)
+        for name, row in tier["rows"].items():
+            row["ratio"] = round(paired.get(name, row["rps"] / bare_rps), 3)
+        ex = scenarios.export(app.url, pop.admin_key, app.memory_kib, args.export_seconds)
         if ex.status == 404:
             tier["export"] = {"skipped": "GET /v1/audit/events is not on this branch (404)"}
         else:
@@ -196,7 +224,8 @@ def print_table(result: dict) -> None:
     print(f"\nconsent_api vs bare Flask, both under {result['server']['name']} "
           f"{result['server']['workers']} workers x {result['server']['blocking_threads']} threads; "
           f"wrk -c{result['wrk']['connections']} {result['wrk']['duration_s']:g} s per row; "
-          f"{result['cpus']} CPUs, load {result['load_before']:.1f} at start")
+          f"{result['cpus']} CPUs, load {result['load_before']:.1f} at start; check and state: "
+          f"median ratio of {result['wrk'].get('pairs', 1)} slices alternating with bare Flask")
     header = f"{'subjects':>8}  {'scenario':<27} {'conns':>5} {'req/s':>8} {'x bare':>6} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}"
     print(header)
     print("-" * len(header))
@@ -215,7 +244,7 @@ def print_table(result: dict) -> None:
         elif ex:
             print(f"{lab:>8}  {'audit export (NDJSON)':<27} {1:>5} {ex['events_per_s']:>8,} events/s, "
                   f"{ex['mib_per_s']} MiB/s, {ex['events']:,} events{'' if ex['complete'] else ' (time-bounded)'}, "
-                  f"peak RSS growth {ex['rss_growth_mib']} MiB")
+                  f"peak RSS growth {ex['rss_growth_mib']} MiB (anonymous {ex['anon_growth_mib']} MiB)")
     flat = _flatness(result["tiers"])
     if flat:
         print("\nlargest vs smallest population: " + "; ".join(flat))

@@ -83,7 +83,8 @@ class ExportResult:
     bytes: int
     seconds: float
     complete: bool
-    rss_growth_mib: float  # the largest growth of any server process during the export
+    rss_growth_mib: float  # the largest growth of any server process: VmRSS (file pages too)
+    anon_growth_mib: float  # and RssAnon (what the process allocated)
 
     @property
     def events_per_s(self) -> float:
@@ -94,17 +95,19 @@ class ExportResult:
         return self.bytes / 2**20 / self.seconds if self.seconds else 0.0
 
 
-def export(url: str, token: str, rss: Callable[[], dict[int, int]], max_seconds: float) -> ExportResult:
-    """Stream GET /v1/audit/events (NDJSON) for at most max_seconds, sampling server RSS."""
+def export(url: str, token: str, memory: Callable[[], dict[int, tuple[int, int]]],
+           max_seconds: float) -> ExportResult:
+    """Stream GET /v1/audit/events (NDJSON) for at most max_seconds, sampling server memory."""
     parts = urlsplit(url)
-    before = rss()
+    before = memory()
     peak = dict(before)
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.wait(0.05):
-            for pid, kib in rss().items():
-                peak[pid] = max(peak.get(pid, 0), kib)
+            for pid, (rss, anon) in memory().items():
+                old = peak.get(pid, (0, 0))
+                peak[pid] = (max(old[0], rss), max(old[1], anon))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -117,7 +120,7 @@ def export(url: str, token: str, rss: Callable[[], dict[int, int]], max_seconds:
         response = conn.getresponse()
         if response.status != 200:
             response.read()
-            return ExportResult(response.status, 0, 0, 0.0, False, 0.0)
+            return ExportResult(response.status, 0, 0, 0.0, False, 0.0, 0.0)
         while True:
             chunk = response.read1(1 << 20)
             if not chunk:
@@ -132,5 +135,8 @@ def export(url: str, token: str, rss: Callable[[], dict[int, int]], max_seconds:
         conn.close()
         stop.set()
         sampler.join()
-    growth = max(((peak[pid] - before.get(pid, peak[pid])) for pid in peak), default=0)
-    return ExportResult(200, events, size, seconds, complete, round(growth / 1024, 1))
+
+    def growth(i: int) -> float:
+        return round(max((peak[pid][i] - before[pid][i] for pid in peak if pid in before), default=0) / 1024, 1)
+
+    return ExportResult(200, events, size, seconds, complete, growth(0), growth(1))

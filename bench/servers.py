@@ -43,16 +43,20 @@ class Server:
                 found.append(int(entry))
         return found
 
-    def rss_kib(self) -> dict[int, int]:
+    def memory_kib(self) -> dict[int, tuple[int, int]]:
+        """Per process: (VmRSS, RssAnon). RSS also counts mapped file pages (SQLite reads the
+        database through mmap); RssAnon is only what the process allocated itself."""
         out = {}
         for pid in self.pids():
+            fields = {}
             try:
                 with open(f"/proc/{pid}/status") as fh:
                     for line in fh:
-                        if line.startswith("VmRSS:"):
-                            out[pid] = int(line.split()[1])
+                        if line.startswith(("VmRSS:", "RssAnon:")):
+                            fields[line.split(":")[0]] = int(line.split()[1])
             except OSError:
-                pass
+                continue
+            out[pid] = (fields.get("VmRSS", 0), fields.get("RssAnon", 0))
         return out
 
     def stop(self) -> None:

@@ -11,6 +11,7 @@ from consent_api.services.migration import copy_store, verify_copy
 from consent_api.services.rebuild import rebuild_state
 from consent_api.store import open as store_open
 from consent_api.store.open import open_store
+from consent_api.store.sqlite import SCHEMA_VERSION
 from consent_api.web.app import create_app
 from tests import builders
 from tests.builders import decision
@@ -229,8 +230,6 @@ def test_migrate_prints_every_index_it_ensures(monkeypatch, capsys, tmp_path):
 
     monkeypatch.setenv("CONSENT_DATABASE_URL", f"sqlite:///{tmp_path}/ops.db")
     assert main(["migrate"]) == 0
-    from consent_api.store.sqlite import SCHEMA_VERSION
-
     assert f"SQLite {tmp_path}/ops.db: schema version {SCHEMA_VERSION}" in capsys.readouterr().out
     assert main(["migrate", "--shard"]) == 2
     assert "applies to a MongoDB store" in capsys.readouterr().err

@@ -127,8 +127,10 @@ MIGRATIONS = {2: _add_idempotency_expiry, 3: _add_cache_versions}
 # reused, which keeps the hot path at one query (the subject) instead of four.
 VERSION_CHECK_S = 0.1
 # Reads through a memory map of the file (SQLite's maximum, 2 GiB) instead of a read() and a
-# copy per page: a subject lookup took ~11 us instead of ~22 us. The pages are the OS's page
-# cache, shared by all connections; exports scan without it, so their RSS stays flat.
+# copy per page: a subject lookup took ~11 us instead of ~22 us, and the export's walk in time
+# order 186k rows/s instead of 71k. The pages are the OS's page cache, shared by all
+# connections: they show in a process's RSS as file-backed pages (RssFile), not as memory
+# the process allocated (RssAnon, which an export keeps flat).
 MMAP_BYTES = 2147418112
 CREDENTIALS = "credentials"  # API keys, global: a key is found by its hash before its tenant is known
 MAX_CACHED_KEYS = 10_000
@@ -254,7 +256,7 @@ class SQLiteStore(Store):
         os.fdatasync(fd)  # as SQLite syncs its WAL: the data and the size, not the mtime
 
     # --- connections ---------------------------------------------------------------------
-    def _connect(self, mmap: bool = True, synchronous: str = "FULL") -> sqlite3.Connection:
+    def _connect(self, synchronous: str = "FULL") -> sqlite3.Connection:
         conn = sqlite3.connect(
             self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
         )
@@ -265,8 +267,7 @@ class SQLiteStore(Store):
         conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
         if not self._memory:
             conn.execute("PRAGMA journal_mode=WAL")
-            if mmap:
-                conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
+            conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
         return conn
@@ -846,7 +847,7 @@ class SQLiteStore(Store):
             f"WHERE {where} ORDER BY e.recorded_at, e.seq, e.event_id"
         )
         # A private connection, so a slow consumer holds no lock that writers need.
-        conn = self._connect(mmap=False) if not self._memory else None  # a scan must not map the file
+        conn = self._connect() if not self._memory else None
         try:
             with self._lock if self._memory else _nullcontext():
                 cursor = (conn or self._conn()).execute(sql, args)
@@ -855,7 +856,7 @@ class SQLiteStore(Store):
                     if not rows:
                         break
                     for doc, subject_id in rows:
-                        event = json.loads(doc)
+                        event = _loads(doc)
                         event["subject_id"] = subject_id
                         yield event
         finally:

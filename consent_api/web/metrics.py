@@ -143,11 +143,19 @@ def init_app(app: Flask) -> None:
     def _start_timer() -> None:
         g.metrics_started = time.perf_counter()
 
+    # The labelled children, made once per (method, route, status): labels() takes a lock and
+    # builds its key on every call.
+    children: dict[tuple[str, str, int], tuple[Callable[[], None], Callable[[float], None]]] = {}
+
     @app.after_request
     def _count_request(response):
         started = g.get("metrics_started")
-        rule = route()
-        REQUESTS.labels(request.method, rule, str(response.status_code)).inc()
+        key = (request.method, route(), response.status_code)
+        pair = children.get(key)
+        if pair is None:
+            pair = children[key] = (REQUESTS.labels(key[0], key[1], str(key[2])).inc,
+                                    REQUEST_SECONDS.labels(key[0], key[1]).observe)
+        pair[0]()
         if started is not None:
-            REQUEST_SECONDS.labels(request.method, rule).observe(time.perf_counter() - started)
+            pair[1](time.perf_counter() - started)
         return response

@@ -6,7 +6,8 @@ valid credentials counts against its client address. Health, readiness, JWKS and
 documentation are exempt.
 
 Counters live in ``CONSENT_RATE_LIMIT_STORAGE``, any ``limits`` storage URI. The default,
-``memory://``, counts per worker process, so with W workers a credential can reach up to W times
+``memory://``, counts per worker process (in ``ProcessWindows``: flask-limiter's per-request
+machinery over the same windows cost ~300 us of a ~400 us consent check), so with W workers a credential can reach up to W times
 the limit; that is the price of keeping the embedded (SQLite) deployment's hot read path free of
 a shared write per request (a counter in the SQLite file would turn every "may I?" read into a
 write transaction contending with the ledger's writers). Deployments that need one exact
@@ -17,12 +18,13 @@ store works) or ``redis://...``.
 from __future__ import annotations
 
 import math
+import threading
 import time
 
 from flask import Flask, request
 from flask_limiter import Limiter
 from flask_limiter.errors import RateLimitExceeded
-from limits import parse_many
+from limits import RateLimitItem, parse_many
 
 from consent_api.config import Settings
 from consent_api.errors import ConsentApiError
@@ -42,13 +44,49 @@ def rate_key() -> str:
     return "cred:" + (who.credential_id or who.kind)
 
 
-def init_app(app: Flask, settings: Settings) -> Limiter | None:
+class ProcessWindows:
+    """Fixed windows counted in this process, as ``limits``' MemoryStorage keeps them: a key's
+    window opens at its first hit and lasts the limit's period; the first limit exceeded wins."""
+
+    SWEEP_EVERY = 10_000  # hits between removals of ended windows
+
+    def __init__(self, items: list[RateLimitItem]):
+        self._items = [(item, float(item.get_expiry())) for item in items]
+        self._lock = threading.Lock()
+        self._windows: dict[tuple[int, str], list[float]] = {}  # (limit, key) -> [count, ends]
+        self._hits = 0
+
+    def hit(self, key: str) -> tuple[RateLimitItem, float] | None:
+        """Count one request of key: None when allowed, else the limit and seconds left."""
+        now = time.monotonic()
+        with self._lock:
+            self._hits += 1
+            if self._hits % self.SWEEP_EVERY == 0:
+                self._windows = {k: w for k, w in self._windows.items() if w[1] > now}
+            for index, (item, seconds) in enumerate(self._items):
+                window = self._windows.get((index, key))
+                if window is None or window[1] <= now:
+                    window = self._windows[(index, key)] = [0, now + seconds]
+                window[0] += 1
+                if window[0] > item.amount:
+                    return item, window[1] - now
+        return None
+
+
+def _too_many(limit: RateLimitItem | str, retry_after_s: float):
+    return problem(429, "Too many requests", f"rate limit exceeded: {limit}", "rate-limited",
+                   headers={"Retry-After": str(max(1, math.ceil(retry_after_s)))})
+
+
+def init_app(app: Flask, settings: Settings) -> Limiter | ProcessWindows | None:
     if settings.rate_limit.strip().lower() in DISABLED:
         return None
     try:
-        parse_many(settings.rate_limit)
+        items = parse_many(settings.rate_limit)
     except ValueError as exc:
         raise ValueError(f"CONSENT_RATE_LIMIT {settings.rate_limit!r} is not a rate such as 600/minute") from exc
+    if settings.rate_limit_storage.strip() == "memory://":
+        return _init_process_windows(app, ProcessWindows(items))
     limiter = Limiter(
         key_func=rate_key, app=app, application_limits=[settings.rate_limit],
         storage_uri=settings.rate_limit_storage, strategy="fixed-window", headers_enabled=False,
@@ -59,10 +97,22 @@ def init_app(app: Flask, settings: Settings) -> Limiter | None:
 
     def too_many(exc: RateLimitExceeded):
         current = limiter.current_limit
-        retry = max(1, math.ceil(current.window.reset_time - time.time())) if current else 1
-        return problem(429, "Too many requests", f"rate limit exceeded: {exc.description}",
-                       "rate-limited", headers={"Retry-After": str(retry)})
+        return _too_many(exc.description, current.window.reset_time - time.time() if current else 1)
 
     app.register_error_handler(RateLimitExceeded, too_many)
     app.extensions["consent_api.limiter"] = limiter
     return limiter
+
+
+def _init_process_windows(app: Flask, windows: ProcessWindows) -> ProcessWindows:
+    exempt = {ops.bp.name, docs.bp.name}
+
+    @app.before_request
+    def _rate_limit():
+        if request.blueprint in exempt:
+            return None
+        over = windows.hit(rate_key())
+        return _too_many(*over) if over else None
+
+    app.extensions["consent_api.limiter"] = windows
+    return windows

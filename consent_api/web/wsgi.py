@@ -10,6 +10,7 @@ import logging
 import multiprocessing.util
 import sys
 
+from consent_api.web import requestlog
 from consent_api.web.app import create_app
 
 # Each SQLite call releases the GIL, and a thread taking it back waits up to the switch
@@ -18,6 +19,7 @@ from consent_api.web.app import create_app
 # keeps both short for a small cost in switches.
 sys.setswitchinterval(0.001)
 app = create_app()
+log_lines = requestlog.write_in_background()
 
 
 def _close_store() -> None:
@@ -26,3 +28,4 @@ def _close_store() -> None:
 
 
 multiprocessing.util.Finalize(app, _close_store, exitpriority=100)
+multiprocessing.util.Finalize(log_lines, log_lines.close, exitpriority=50)  # after the store's last line

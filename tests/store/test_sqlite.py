@@ -87,16 +87,18 @@ def test_a_version_1_file_is_upgraded_on_opening_and_its_records_get_an_expiry(t
 
     store = SQLiteStore(path)
 
-    assert store.schema_version() == SCHEMA_VERSION >= 2
-    steps = store.migrate()
-    assert steps[0] == ("upgraded to schema version 2: idempotency records expire (DESIGN.md §8 "
-                        "keeps them at least 24 h, not forever).")
-    assert steps[-1] == f"SQLite {path}: schema version {SCHEMA_VERSION}"
+    assert store.schema_version() == SCHEMA_VERSION == 3
+    assert store.migrate() == [
+        "upgraded to schema version 2: idempotency records expire (DESIGN.md §8 keeps them at "
+        "least 24 h, not forever).",
+        "upgraded to schema version 3: version counters, so every worker knows when its cached "
+        "catalog or keys went stale.",
+        f"SQLite {path}: schema version 3"]
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT expires_at FROM idempotency").fetchall() == [(ts(24 * 60),)]
     assert store.claim_idempotency_key("t1", "k1", "old", "h", at(60)).status == 201
     assert store.claim_idempotency_key("t1", "k1", "old", "h", at(24 * 60)) is None
-    assert SQLiteStore(path).migrate() == [f"SQLite {path}: schema version {SCHEMA_VERSION}"]
+    assert SQLiteStore(path).migrate() == [f"SQLite {path}: schema version 3"]
 
 
 def test_a_newer_schema_than_this_release_knows_is_refused(tmp_path):

@@ -130,3 +130,21 @@ def test_rate_limit_off_and_a_bad_setting_fails_at_start():
         api.get("/v1/purposes", expect=401)
     with pytest.raises(ValueError, match="CONSENT_RATE_LIMIT"):
         make_app(rate_limit="lots")
+
+
+def test_process_windows_count_per_key_and_open_a_new_window_when_one_ends(monkeypatch):
+    from limits import parse_many
+
+    from consent_api.web import ratelimit
+
+    now = [1000.0]
+    monkeypatch.setattr(ratelimit.time, "monotonic", lambda: now[0])
+    windows = ratelimit.ProcessWindows(parse_many("2/second;3/minute"))
+    assert windows.hit("a") is None and windows.hit("a") is None
+    item, left = windows.hit("a")
+    assert (item.amount, left) == (2, 1.0)
+    assert windows.hit("b") is None  # another key, its own windows
+    now[0] += 1.0  # the second is over, the minute is not
+    assert windows.hit("a") is None  # 3rd of the minute
+    item, left = windows.hit("a")
+    assert (item.amount, left) == (3, 59.0)
