@@ -72,13 +72,18 @@ def test_sigterm_lets_a_request_in_flight_finish(tmp_path):
     # case costs this test 5 s rather than failing it: the request has been answered by then.
     server = start_server(tmp_path, workers=1, env={"CONSENT_SHUTDOWN_TIMEOUT": "5"})
     body = json.dumps({"name": "Acme"}).encode()
+    # Expect: 100-continue makes the server say when it has parsed the head and waits for the
+    # body, so the SIGTERM below lands on a request in flight, never on an idle connection.
     head = (f"POST /v1/tenants HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {OPERATOR}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+            f"Expect: 100-continue\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
     try:
         with socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])), timeout=30) as conn:
             conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             assert read_response(conn).startswith(b"HTTP/1.1 200")  # a worker holds this connection
-            conn.sendall(head + body[:5])  # a request begins ...
+            conn.sendall(head)  # a request begins ...
+            assert conn.recv(64) == b"HTTP/1.1 100 Continue\r\n\r\n"
+            conn.sendall(body[:5])
 
             server.process.send_signal(signal.SIGTERM)  # ... the orchestrator stops the container ...
             conn.sendall(body[5:])  # ... and the request still completes
