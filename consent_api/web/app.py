@@ -16,6 +16,7 @@ from consent_api.store.open import MongoOptions, open_store
 from consent_api.store.port import Store
 from consent_api.web import (admin, audit, checks, docs, metrics, ops, problems, public, ratelimit,
                              requestlog, subjects)
+from consent_api.web.fastcheck import FastCheck
 from consent_api.web.json_provider import OrjsonProvider
 
 log = logging.getLogger("consent_api")
@@ -56,11 +57,14 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, store: Stor
     for blueprint in (admin.bp, subjects.bp, checks.bp, ops.bp, public.bp, docs.bp, audit.bp):
         app.register_blueprint(blueprint)
     problems.init_app(app)
-    ratelimit.init_app(app, settings)
+    limiter = ratelimit.init_app(app, settings)
     requestlog.init_app(app)
     metrics.init_app(app)
 
-    app.wsgi_app = DefaultHeaders(app.wsgi_app, {**SECURITY_HEADERS, "Cache-Control": "no-store"})
+    wsgi = app.wsgi_app
+    if limiter is None or isinstance(limiter, ratelimit.ProcessWindows):  # else flask-limiter counts
+        wsgi = FastCheck(wsgi, app.extensions["consent_api.deps"], settings, limiter)
+    app.wsgi_app = DefaultHeaders(wsgi, {**SECURITY_HEADERS, "Cache-Control": "no-store"})
     return app
 
 

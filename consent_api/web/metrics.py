@@ -138,24 +138,31 @@ def route() -> str:
     return request.url_rule.rule if request.url_rule is not None else UNMATCHED
 
 
+# The labelled children, made once per (method, route, status): labels() takes a lock and builds
+# its key on every call.
+_CHILDREN: dict[tuple[str, str, int], tuple[Callable[[], None], Callable[[float], None]]] = {}
+
+
+def count_request(method: str, rule: str, status: int, seconds: float | None) -> None:
+    """One answered request: its count, and its duration when known."""
+    key = (method, rule, status)
+    pair = _CHILDREN.get(key)
+    if pair is None:
+        pair = _CHILDREN[key] = (REQUESTS.labels(method, rule, str(status)).inc,
+                                 REQUEST_SECONDS.labels(method, rule).observe)
+    pair[0]()
+    if seconds is not None:
+        pair[1](seconds)
+
+
 def init_app(app: Flask) -> None:
     @app.before_request
     def _start_timer() -> None:
         g.metrics_started = time.perf_counter()
 
-    # The labelled children, made once per (method, route, status): labels() takes a lock and
-    # builds its key on every call.
-    children: dict[tuple[str, str, int], tuple[Callable[[], None], Callable[[float], None]]] = {}
-
     @app.after_request
     def _count_request(response):
         started = g.get("metrics_started")
-        key = (request.method, route(), response.status_code)
-        pair = children.get(key)
-        if pair is None:
-            pair = children[key] = (REQUESTS.labels(key[0], key[1], str(key[2])).inc,
-                                    REQUEST_SECONDS.labels(key[0], key[1]).observe)
-        pair[0]()
-        if started is not None:
-            pair[1](time.perf_counter() - started)
+        count_request(request.method, route(), response.status_code,
+                      time.perf_counter() - started if started is not None else None)
         return response

@@ -33,6 +33,7 @@ from consent_api.web.auth import caller
 from consent_api.web.problems import problem
 
 DISABLED = {"", "off", "none", "0", "false"}
+RATE_COUNTED = "consent_api.rate_counted"  # WSGI environ: web/fastcheck.py counted this request
 
 
 def rate_key() -> str:
@@ -111,7 +112,8 @@ def _init_process_windows(app: Flask, windows: ProcessWindows) -> ProcessWindows
     def _rate_limit():
         if request.blueprint in exempt:
             return None
-        over = windows.hit(rate_key())
+        counted = request.environ.get(RATE_COUNTED, False)
+        over = windows.hit(rate_key()) if counted is False else counted
         return _too_many(*over) if over else None
 
     app.extensions["consent_api.limiter"] = windows

@@ -33,12 +33,16 @@ ACCESS = logging.getLogger("consent_api.access")
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
+def offered_or_new_id(offered: str) -> str:
+    """The X-Request-ID a client sent when it looks like one, else a new id."""
+    return offered if REQUEST_ID.match(offered) else uuid.uuid4().hex
+
+
 def request_id() -> str:
     """This request's id (from X-Request-ID when valid, else a new one)."""
     rid = g.get("request_id")
     if rid is None:
-        offered = request.headers.get(REQUEST_ID_HEADER, "")
-        rid = g.request_id = offered if REQUEST_ID.match(offered) else uuid.uuid4().hex
+        rid = g.request_id = offered_or_new_id(request.headers.get(REQUEST_ID_HEADER, ""))
     return rid
 
 
@@ -156,20 +160,28 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _log_request(response):
-        response.headers[REQUEST_ID_HEADER] = request_id()
-        if not ACCESS.isEnabledFor(logging.INFO):
-            return response
+        response.headers[REQUEST_ID_HEADER] = rid = request_id()
         started = g.get("log_started")
-        principal = g.get("principal")
-        # A record made and handled directly: Logger.info would also walk the stack for the
-        # caller's file and line (findCaller), which the JSON line never shows.
-        ACCESS.handle(ACCESS.makeRecord(ACCESS.name, logging.INFO, __file__, 0, "request", (), None, extra={
-            "method": request.method,
-            "route": route(),
-            "status": response.status_code,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 2) if started else None,
-            "tenant_id": getattr(principal, "tenant_id", None),
-            "credential": getattr(principal, "kind", None),
-            "client": ip_prefix(request.remote_addr),
-        }))
+        access_line(request.method, route(), response.status_code,
+                    time.perf_counter() - started if started else None, g.get("principal"),
+                    request.remote_addr, rid)
         return response
+
+
+def access_line(method: str, rule: str, status: int, seconds: float | None, principal: Any,
+                remote_addr: str | None, rid: str) -> None:
+    """The one access-log line of a request (web/fastcheck.py writes it too)."""
+    if not ACCESS.isEnabledFor(logging.INFO):
+        return
+    # A record made and handled directly: Logger.info would also walk the stack for the
+    # caller's file and line (findCaller), which the JSON line never shows.
+    ACCESS.handle(ACCESS.makeRecord(ACCESS.name, logging.INFO, __file__, 0, "request", (), None, extra={
+        "request_id": rid,
+        "method": method,
+        "route": rule,
+        "status": status,
+        "duration_ms": round(seconds * 1000, 2) if seconds is not None else None,
+        "tenant_id": getattr(principal, "tenant_id", None),
+        "credential": getattr(principal, "kind", None),
+        "client": ip_prefix(remote_addr),
+    }))
