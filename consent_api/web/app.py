@@ -16,7 +16,7 @@ from consent_api.store.open import MongoOptions, open_store
 from consent_api.store.port import Store
 from consent_api.web import (admin, audit, checks, docs, metrics, ops, problems, public, ratelimit,
                              requestlog, subjects)
-from consent_api.web.fastcheck import FastCheck
+from consent_api.web.fastreads import FastReads
 from consent_api.web.json_provider import OrjsonProvider
 
 log = logging.getLogger("consent_api")
@@ -63,7 +63,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, store: Stor
 
     wsgi = app.wsgi_app
     if limiter is None or isinstance(limiter, ratelimit.ProcessWindows):  # else flask-limiter counts
-        wsgi = FastCheck(wsgi, app.extensions["consent_api.deps"], settings, limiter)
+        wsgi = FastReads(wsgi, app.extensions["consent_api.deps"], settings, limiter)
     app.wsgi_app = DefaultHeaders(wsgi, {**SECURITY_HEADERS, "Cache-Control": "no-store"})
     return app
 

@@ -33,7 +33,7 @@ from consent_api.web.auth import caller
 from consent_api.web.problems import problem
 
 DISABLED = {"", "off", "none", "0", "false"}
-RATE_COUNTED = "consent_api.rate_counted"  # WSGI environ: web/fastcheck.py counted this request
+RATE_COUNTED = "consent_api.rate_counted"  # WSGI environ: web/fastreads.py counted this request
 
 
 def rate_key() -> str:

@@ -248,3 +248,38 @@ def test_every_metric_the_readme_shows_is_served(tenant, client):
     assert len(shown) >= 4
     for name in shown:
         assert re.search(rf"^{name}\{{", served, flags=re.M), name
+
+
+def test_the_production_log_writer_writes_the_access_line_a_record_would(monkeypatch, capsys):
+    """Under `serve` the access line skips the LogRecord (requestlog.access_line's direct path);
+    its JSON is the JsonFormatter's line for the same request."""
+    import logging
+
+    from consent_api.services.access import Principal
+    from consent_api.web import requestlog
+
+    parent = logging.getLogger("consent_api")
+    monkeypatch.setattr(parent, "level", logging.INFO)
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+    who = Principal("api_key", "ten_1", "key_1")
+
+    def logged(extra_handlers: list) -> tuple[dict, bool]:
+        writer = requestlog.BackgroundStderr()
+        monkeypatch.setattr(parent, "handlers", [writer, *extra_handlers])
+        direct = requestlog._direct_handler() is writer
+        capsys.readouterr()
+        requestlog.access_line("GET", "/v1/subjects/<subject_id>/consents", 200, 0.00123, who,
+                               "198.51.100.23", "rid-1")
+        writer.close()
+        [line] = requests_logged(capsys.readouterr().err)
+        return line, direct
+
+    fast, was_direct = logged([])
+    slow, was_record = logged([logging.NullHandler()])
+    assert was_direct and not was_record
+    assert fast.pop("ts").endswith("Z") and slow.pop("ts").endswith("Z")
+    assert list(fast.items()) == list(slow.items())
+    assert fast == {"level": "info", "logger": "consent_api.access", "msg": "request", "request_id": "rid-1",
+                    "method": "GET", "route": "/v1/subjects/<subject_id>/consents", "status": 200,
+                    "duration_ms": 1.23, "tenant_id": "ten_1", "credential": "api_key",
+                    "client": "198.51.100.0/24"}

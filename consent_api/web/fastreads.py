@@ -1,17 +1,18 @@
-"""The hot read, answered without Flask's request cycle: GET /v1/subjects/{id}/consents/{purpose}.
+"""The hot reads, answered without Flask's request cycle: GET /v1/subjects/{id}/consents/{purpose}
+and GET /v1/subjects/{id}/consents.
 
 Every push, location read and marketing send asks this one question, and under the production
 server Flask's own machinery (request context, URL matching, three pairs of hooks, the
 Response object) cost more than the answer: the check ran at 0.40x a bare Flask app's
 requests/s. This WSGI layer answers the common case itself and hands everything else to Flask:
 
-- answered here: a GET of exactly that path, no query string, ASCII path, a credential that
-  may read the subject, a known subject and purpose, so a 200;
+- answered here: a GET of exactly those paths, no query string (so never ?at=), ASCII path, a
+  credential that may read the subject, a known subject and purpose, so a 200;
 - handed to Flask untouched: anything else (another route, HEAD, a query string, a missing
   or wrong credential, an unknown subject or purpose, a store error), so every error keeps
   its one problem+json rendering.
 
-The answer here is the same as Flask's (tests/web/test_fast_check.py compares the two byte for
+The answer here is the same as Flask's (tests/web/test_fast_reads.py compares the two byte for
 byte): the same service call and schema, the same access-log line, request id and metrics.
 The rate limit counts the request once: the counted result travels to Flask in the WSGI
 environ when the request is handed over. With a shared rate-limit storage (redis://,
@@ -35,12 +36,29 @@ from consent_api.services.deps import Deps
 from consent_api.web import metrics, requestlog, schemas
 from consent_api.web.ratelimit import RATE_COUNTED, ProcessWindows
 
-ROUTE = "/v1/subjects/<subject_id>/consents/<purpose>"
-PATH = re.compile(r"/v1/subjects/([^/]+)/consents/([^/]+)\Z")
+Answer = Callable[[Deps, str, str, str | None], dict[str, Any]]  # deps, tenant, subject, purpose
+
+
+def _one_purpose(d: Deps, tenant_id: str, subject_id: str, purpose: str | None) -> dict[str, Any]:
+    assert purpose is not None
+    return {"purpose": purpose, **schemas.purpose_state_out(consents.one_purpose(d, tenant_id, subject_id, purpose))}
+
+
+def _state(d: Deps, tenant_id: str, subject_id: str, _: str | None) -> dict[str, Any]:
+    return schemas.state_out(consents.state(d, tenant_id, subject_id))
+
+
+# (path, the Flask rule it stands for, the answer): the same service call and schema as the views
+# in web/subjects.py
+ROUTES: list[tuple[re.Pattern[str], str, Answer]] = [
+    (re.compile(r"/v1/subjects/([^/]+)/consents/([^/]+)\Z"), "/v1/subjects/<subject_id>/consents/<purpose>",
+     _one_purpose),
+    (re.compile(r"/v1/subjects/([^/]+)/consents\Z()"), "/v1/subjects/<subject_id>/consents", _state),
+]
 HEADERS = [("Content-Type", "application/json")]
 
 
-class FastCheck:
+class FastReads:
     def __init__(self, flask_wsgi: Callable, deps: Deps, settings: Settings,
                  windows: ProcessWindows | None):
         self.flask_wsgi = flask_wsgi
@@ -51,11 +69,17 @@ class FastCheck:
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING"):
             return self.flask_wsgi(environ, start_response)
-        match = PATH.match(environ.get("PATH_INFO", ""))
-        if match is None or not match.string.isascii():
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith("/v1/subjects/") or not path.isascii():
+            return self.flask_wsgi(environ, start_response)
+        for pattern, rule, answer in ROUTES:
+            match = pattern.match(path)
+            if match is not None:
+                break
+        else:
             return self.flask_wsgi(environ, start_response)
         started = time.perf_counter()
-        answered = self._answer(environ, match.group(1), match.group(2))
+        answered = self._answer(environ, answer, match.group(1), match.group(2) or None)
         if answered is None:
             return self.flask_wsgi(environ, start_response)
         who, body = answered
@@ -63,11 +87,12 @@ class FastCheck:
         start_response("200 OK", [*HEADERS, ("Content-Length", str(len(body))),
                                   (requestlog.REQUEST_ID_HEADER, rid)])
         seconds = time.perf_counter() - started
-        metrics.count_request("GET", ROUTE, 200, seconds)
-        requestlog.access_line("GET", ROUTE, 200, seconds, who, environ.get("REMOTE_ADDR"), rid)
+        metrics.count_request("GET", rule, 200, seconds)
+        requestlog.access_line("GET", rule, 200, seconds, who, environ.get("REMOTE_ADDR"), rid)
         return [body]
 
-    def _answer(self, environ: dict[str, Any], subject_id: str, purpose: str) -> tuple[Principal, bytes] | None:
+    def _answer(self, environ: dict[str, Any], answer: Answer, subject_id: str,
+                purpose: str | None) -> tuple[Principal, bytes] | None:
         """The caller and the 200 body, or None for Flask to answer."""
         scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -80,7 +105,7 @@ class FastCheck:
                 if over:
                     return None  # Flask answers the 429
             tenant_id = who.require_subject(Scope.READ, subject_id)
-            state = consents.one_purpose(d, tenant_id, subject_id, purpose)
+            body = answer(d, tenant_id, subject_id, purpose)
         except Exception:  # every error is Flask's to render (and to log, when unexpected)
             return None
-        return who, orjson.dumps({"purpose": purpose, **schemas.purpose_state_out(state)}) + b"\n"
+        return who, orjson.dumps(body) + b"\n"

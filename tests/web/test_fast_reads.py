@@ -1,4 +1,4 @@
-"""The hot read answered outside Flask's request cycle (web/fastcheck.py): the same bytes as
+"""The hot read answered outside Flask's request cycle (web/fastreads.py): the same bytes as
 Flask's answer, the same log line and metrics, one rate-limit count, and every other case left
 to Flask."""
 
@@ -10,12 +10,13 @@ import pytest
 from flask import request_started
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from consent_api.web.fastcheck import FastCheck
+from consent_api.web.fastreads import FastReads
 from consent_api.web.metrics import REQUESTS
 from tests.support.world import bearer, decisions
 from tests.web.conftest import Api, make_app
 
 CHECK = "/v1/subjects/u-1/consents/{}"
+STATE = "/v1/subjects/u-1/consents"
 
 
 @pytest.fixture
@@ -28,9 +29,9 @@ def world():
     return app, api, tenant
 
 
-def fast_layer(app) -> FastCheck:
-    layer = app.wsgi_app.wsgi_app  # DefaultHeaders(FastCheck(flask))
-    assert isinstance(layer, FastCheck)
+def fast_layer(app) -> FastReads:
+    layer = app.wsgi_app.wsgi_app  # DefaultHeaders(FastReads(flask))
+    assert isinstance(layer, FastReads)
     return layer
 
 
@@ -40,16 +41,33 @@ def answer(wsgi, path: str, headers: dict[str, str]):
     return status, sorted(response_headers.items()), b"".join(body)
 
 
-@pytest.mark.parametrize("purpose", ["personalized_push", "location", "marketing_sms", "account"])
+@pytest.mark.parametrize("path", [CHECK.format("personalized_push"), CHECK.format("location"),
+                                  CHECK.format("marketing_sms"), CHECK.format("account"), STATE])
 @pytest.mark.parametrize("role", ["reader", "admin", "subject"])
-def test_the_fast_answer_is_byte_for_byte_flasks(world, purpose, role):
+def test_the_fast_answer_is_byte_for_byte_flasks(world, path, role):
     app, _, tenant = world
     layer = fast_layer(app)
     headers = {**tenant.roles("u-1")[role], "X-Request-ID": "req-1"}
-    fast = answer(layer, CHECK.format(purpose), headers)
-    slow = answer(layer.flask_wsgi, CHECK.format(purpose), headers)
+    fast = answer(layer, path, headers)
+    slow = answer(layer.flask_wsgi, path, headers)
     assert fast[0] == "200 OK"
     assert fast == slow
+
+
+def test_the_state_of_a_minor_with_archived_purposes_is_the_same_either_way(world):
+    app, api, tenant = world
+    api.post("/v1/subjects/kid-1/consents", token=tenant.writer, expect=201, json=decisions(
+        ("personalized_push", True), age_band="under_14",
+        actor={"type": "guardian", "id": "parent-1"}))
+    api.delete("/v1/purposes/location", token=tenant.admin, expect=200)
+    layer = fast_layer(app)
+    for path in ("/v1/subjects/kid-1/consents", "/v1/subjects/kid-1/consents/location", STATE):
+        headers = {**bearer(tenant.reader), "X-Request-ID": "req-2"}
+        fast = answer(layer, path, headers)
+        assert fast == answer(layer.flask_wsgi, path, headers)
+        assert fast[0] == "200 OK"
+    assert b'"age_band":"under_14"' in answer(layer, "/v1/subjects/kid-1/consents", headers)[2]
+    assert b'"archived":true' in answer(layer, "/v1/subjects/kid-1/consents/location", headers)[2]
 
 
 def test_the_check_skips_flasks_request_cycle_and_errors_do_not(world):
@@ -62,6 +80,7 @@ def test_the_check_skips_flasks_request_cycle_and_errors_do_not(world):
     request_started.connect(seen, app)
     try:
         api.get(CHECK.format("personalized_push"), token=tenant.reader, expect=200)
+        api.get(STATE, token=tenant.reader, expect=200)
         assert started == []
         api.get(CHECK.format("no_such_purpose"), token=tenant.reader, expect=404)
         assert started == [True]
@@ -76,6 +95,9 @@ def test_the_check_skips_flasks_request_cycle_and_errors_do_not(world):
     (CHECK.format("personalized_push"), "publishable", 403),
     (CHECK.format("personalized_push"), None, 401),
     (CHECK.format("personalized_push") + "?x=1", "reader", 200),
+    (STATE + "?at=2020-01-01T00:00:00Z", "reader", 200),
+    (STATE + "/", "reader", 404),
+    ("/v1/subjects/nobody/consents", "reader", 404),
     ("/v1/subjects/u-2/consents/personalized_push", "subject", 403),
 ])
 def test_what_the_fast_path_does_not_answer_flask_does(world, path, token, status):
@@ -145,7 +167,7 @@ def test_the_rate_limit_counts_each_request_once_whichever_path_answers(tmp_path
 
 def test_a_shared_rate_limit_storage_leaves_the_check_to_flask(tmp_path):
     app = make_app(rate_limit="100/minute", rate_limit_storage="memory://shared")
-    assert not isinstance(app.wsgi_app.wsgi_app, FastCheck)
+    assert not isinstance(app.wsgi_app.wsgi_app, FastReads)
     api = Api(app.test_client())
     tenant = api.tenant()
     api.post("/v1/subjects/u-1/consents", json=decisions(("personalized_push", True)),
