@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -53,10 +54,28 @@ def _print_json(data) -> None:
     print(json.dumps(data, ensure_ascii=False, indent=2))
 
 
+def _port_in_use(host: str, port: int) -> str | None:
+    """Why host:port cannot be listened on, or None. granian binds with SO_REUSEPORT, so a second
+    server on a port already served would start and silently take half of its connections."""
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is free
+            probe.bind(address)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from consent_api.errors import Unavailable
     from consent_api.security.signing_keys import KeyRing
 
+    busy = _port_in_use(args.host, args.port)
+    if busy:
+        print(f"error: cannot listen on {args.host}:{args.port}: {busy} (is another server running "
+              "there? choose another with --port)", file=sys.stderr)
+        return 2
     store = _store(settings)
     try:
         store.migrate()  # schema and indexes in place before any worker writes

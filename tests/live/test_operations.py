@@ -4,12 +4,15 @@ request logs, a graceful SIGTERM, and a start while MongoDB is unreachable."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
+import subprocess
+import sys
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.live.conftest import OPERATOR, free_port, start_server
+from tests.live.conftest import OPERATOR, ROOT, free_port, start_server
 
 BATCH = 16
 
@@ -106,3 +109,21 @@ def test_serve_starts_while_mongodb_is_unreachable_and_is_not_ready(tmp_path):
     finally:
         server.stop()
     assert "the store does not answer" in server.log.read_text()
+
+
+def test_a_second_server_on_a_port_in_use_refuses_to_start(tmp_path):
+    """granian binds with SO_REUSEPORT: without the check a second serve would share the port
+    (and its requests) with the first, whatever store each one has."""
+    first = start_server(tmp_path, workers=1)
+    port = first.url.rsplit(":", 1)[1]
+    try:
+        second = subprocess.run(
+            [sys.executable, "-m", "consent_api.cli", "serve", "--host", "127.0.0.1", "--port", port],
+            env={**os.environ, "CONSENT_DATABASE_URL": f"sqlite:///{tmp_path}/other.db", "PYTHONPATH": str(ROOT)},
+            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        assert second.returncode == 2
+        assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in second.stderr
+        assert not (tmp_path / "other.db").exists()  # refused before touching any store
+        assert first.call("GET", "/readyz")[0] == 200
+    finally:
+        first.stop()
