@@ -63,7 +63,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, store: Stor
 
     wsgi = app.wsgi_app
     if limiter is None or isinstance(limiter, ratelimit.ProcessWindows):  # else flask-limiter counts
-        wsgi = FastReads(wsgi, app.extensions["consent_api.deps"], settings, limiter)
+        wsgi = FastReads(wsgi, app.extensions, limiter)
     app.wsgi_app = DefaultHeaders(wsgi, {**SECURITY_HEADERS, "Cache-Control": "no-store"})
     return app
 

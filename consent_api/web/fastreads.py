@@ -59,11 +59,9 @@ HEADERS = [("Content-Type", "application/json")]
 
 
 class FastReads:
-    def __init__(self, flask_wsgi: Callable, deps: Deps, settings: Settings,
-                 windows: ProcessWindows | None):
+    def __init__(self, flask_wsgi: Callable, extensions: dict[str, Any], windows: ProcessWindows | None):
         self.flask_wsgi = flask_wsgi
-        self.deps = deps
-        self.settings = settings
+        self.extensions = extensions  # the app's: deps and settings as the views see them, per request
         self.windows = windows
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
@@ -97,9 +95,10 @@ class FastReads:
         scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
-        d = self.deps
+        d: Deps = self.extensions["consent_api.deps"]
+        settings: Settings = self.extensions["consent_api.settings"]
         try:
-            who = access.authenticate(d.store, self.settings, d.clock, token.strip())
+            who = access.authenticate(d.store, settings, d.clock, token.strip())
             if self.windows is not None:  # counted here, once, allowed or not
                 over = environ[RATE_COUNTED] = self.windows.hit("cred:" + (who.credential_id or who.kind))
                 if over:

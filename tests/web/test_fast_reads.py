@@ -4,7 +4,9 @@ to Flask."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from datetime import timedelta
 
 import pytest
 from flask import request_started
@@ -181,3 +183,20 @@ def test_the_answer_follows_a_withdrawal_at_once(world):
     api.post("/v1/subjects/u-1/consents/withdraw-all", json={"source": {"channel": "ios"}},
              headers=bearer(tenant.writer), expect=200)
     assert api.get(CHECK.format("personalized_push"), token=tenant.reader).get_json()["allowed"] is False
+
+
+def test_the_fast_path_reads_the_apps_current_dependencies(world):
+    """Deps are looked up per request, as the views do: a clock moved 200 days on expires the
+    180-day cookie grant on both paths alike."""
+    app, api, tenant = world
+    api.post("/v1/subjects/u-1/consents", json=decisions(("analytics_cookies", True), channel="web"),
+             token=tenant.writer, expect=201)
+    deps = app.extensions["consent_api.deps"]
+    later = deps.clock() + timedelta(days=200)
+    app.extensions["consent_api.deps"] = dataclasses.replace(deps, clock=lambda: later)
+    layer = fast_layer(app)
+    headers = {**bearer(tenant.reader), "X-Request-ID": "req-3"}
+    for path in (CHECK.format("analytics_cookies"), STATE):
+        fast = answer(layer, path, headers)
+        assert fast == answer(layer.flask_wsgi, path, headers)
+    assert b'"status":"expired"' in answer(layer, CHECK.format("analytics_cookies"), headers)[2]
