@@ -14,8 +14,19 @@ from consent_api.security.signing_keys import KeyRing
 from consent_api.services.deps import Deps
 from consent_api.store.open import MongoOptions, open_store
 from consent_api.store.port import Store
-from consent_api.web import (admin, audit, checks, docs, metrics, ops, problems, public, ratelimit,
-                             requestlog, subjects)
+from consent_api.web import (
+    admin,
+    audit,
+    checks,
+    docs,
+    metrics,
+    ops,
+    problems,
+    public,
+    ratelimit,
+    requestlog,
+    subjects,
+)
 from consent_api.web.fastreads import FastReads
 from consent_api.web.json_provider import OrjsonProvider
 
