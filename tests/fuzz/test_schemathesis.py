@@ -9,7 +9,7 @@ stateful phase would revoke its own key and go on as 401); a separate `revoker` 
 
 Profiles (CONSENT_FUZZ_PROFILE):
     ci    (default) about 3 minutes on 2 cores: a few examples per operation, fixed seed
-    long  10-30x the examples, all phases for every role (tens of minutes); before a release:
+    long  10-30x the examples, all phases for every role (about 10 minutes on 2 cores); before a release:
 
         CONSENT_FUZZ_PROFILE=long pytest -m fuzz -s tests/fuzz
 
