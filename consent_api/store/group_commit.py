@@ -256,3 +256,66 @@ class GroupCommit:
         except Exception:
             conn.close()
             return None
+
+
+class Checkpointer:
+    """Copies the write-ahead log into the database, mostly outside the write lock.
+
+    SQLite's automatic checkpoint runs inside the COMMIT that crosses 1,000 log pages, so inside
+    the write lock, with its random writes to the database file and its fsyncs: every writer of
+    every process waited for it. The group commit's connection turns it off
+    (``wal_autocheckpoint=0``) and calls ``committed()`` after each batch; at most every EVERY_S
+    this thread then checkpoints in two steps: a PASSIVE checkpoint outside the lock copies
+    what the log holds while writers go on appending, and a second one under the write lock
+    copies the few pages appended meanwhile. Only a log copied to its end can start over from
+    its beginning (SQLite does that at the next write), so without the second step it would grow
+    without bound under a steady load. Durability is unchanged: a write is acknowledged once the
+    log holding it is synced, checkpointed or not."""
+
+    EVERY_S = 0.25
+
+    def __init__(self, connect: Callable[[], Any], lock: WriteLock):
+        self._connect = connect
+        self._lock = lock
+        self._dirty = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def committed(self) -> None:
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None and not self._stopping:
+                    self._thread = threading.Thread(target=self._run, name="sqlite-checkpointer", daemon=True)
+                    self._thread.start()
+        self._dirty.set()
+
+    def close(self) -> None:
+        """Stop after one last checkpoint of what was committed."""
+        with self._start_lock:
+            self._stopping = True
+            thread = self._thread
+        self._dirty.set()
+        if thread is not None:
+            thread.join()
+
+    def _run(self) -> None:
+        conn = None
+        while True:
+            self._dirty.wait()
+            if not self._stopping:
+                time.sleep(self.EVERY_S)  # one checkpoint for all that commits meanwhile, not one per batch
+            self._dirty.clear()
+            try:
+                conn = conn or self._connect()
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                with self._lock:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except Exception:  # noqa: BLE001 - the next round retries; SQLite's log stays valid meanwhile
+                if conn is not None:
+                    conn.close()
+                conn = None
+            if self._stopping:
+                if conn is not None:
+                    conn.close()
+                return

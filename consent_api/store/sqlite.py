@@ -42,7 +42,7 @@ from consent_api.domain.model import (
 from consent_api.domain.projection import apply_events, project
 from consent_api.errors import Conflict, Unavailable
 from consent_api.store import records
-from consent_api.store.group_commit import Failed, GroupCommit, WriteLock
+from consent_api.store.group_commit import Checkpointer, Failed, GroupCommit, WriteLock
 from consent_api.store.port import (
     IDEMPOTENCY_TTL,
     Appended,
@@ -229,8 +229,8 @@ class SQLiteStore(Store):
         self._versions: dict[str, tuple[float, int]] = {}  # name -> (reuse until, counter)
         self._write_lock = None if self._memory else WriteLock(path + "-writelock")
         self._writer = None if self._memory else GroupCommit(
-            lambda: self._connect(synchronous="NORMAL"), self._apply, _translate, self._write_lock,
-            self._sync_wal)
+            self._writer_connection, self._apply, _translate, self._write_lock, self._sync_wal)
+        self._checkpointer = Checkpointer(self._connect, self._write_lock)
         self._wal_fd: int | None = None
         if not self._memory:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -241,6 +241,14 @@ class SQLiteStore(Store):
     def _forget_connections(self) -> None:
         self._local = threading.local()
         self._wal_fd = None
+        self._checkpointer = Checkpointer(self._connect, self._write_lock)  # its thread stayed in the parent
+
+    def _writer_connection(self) -> sqlite3.Connection:
+        """The group commit's: COMMIT writes the log without syncing it (_sync_wal does) and
+        never checkpoints (the Checkpointer does, outside the write lock)."""
+        conn = self._connect(synchronous="NORMAL")
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        return conn
 
     def _sync_wal(self) -> None:
         """The group commit's durability: flush the write-ahead log, after the COMMIT of a batch
@@ -254,6 +262,7 @@ class SQLiteStore(Store):
                 os.close(fd)
             fd = self._wal_fd = os.open(wal, os.O_RDONLY)
         os.fdatasync(fd)  # as SQLite syncs its WAL: the data and the size, not the mtime
+        self._checkpointer.committed()
 
     # --- connections ---------------------------------------------------------------------
     def _connect(self, synchronous: str = "FULL") -> sqlite3.Connection:
@@ -354,6 +363,7 @@ class SQLiteStore(Store):
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
+            self._checkpointer.close()
             self._write_lock.close()
             if self._wal_fd is not None:
                 os.close(self._wal_fd)
