@@ -3,6 +3,7 @@ restart on the same file, every chain verifies, and the stored states rebuild un
 
 from __future__ import annotations
 
+import http.client
 import random
 import subprocess
 import sys
@@ -53,7 +54,7 @@ def test_acknowledged_writes_survive_kill_9(tmp_path):
                         "policy_version": "v1", "source": {"channel": "server"}}
                 try:
                     status, answer = server.call("POST", f"/v1/subjects/{subject}/consents", body, key)
-                except OSError:  # refused or cut off: the server is gone
+                except (OSError, http.client.HTTPException):  # refused, or cut off mid-answer: server gone
                     return
                 if status == 201:
                     with lock:
