@@ -25,7 +25,7 @@ from bench import loadgen, scenarios, seed, servers
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-SEED_VERSION = 2  # bump when bench/seed.py or the schema changes what a seeded file holds
+SEED_VERSION = 3  # bump when bench/seed.py or the schema changes what a seeded file holds
 ORDER = ("check", "state", "history", "audience", "bulk_check", "write")
 PAIRED = ("check", "state")  # the rows with a ratio target: measured in alternation with bare Flask
 

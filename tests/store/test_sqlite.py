@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from consent_api.errors import Unavailable
+from consent_api.store.port import ExportFilter
 from consent_api.store.sqlite import PAGE_SIZE, PURGE_BATCH, SCHEMA_VERSION, SQLiteStore
 from tests.store.drafts import append, at, draft, tenant, ts
 
@@ -87,18 +88,62 @@ def test_a_version_1_file_is_upgraded_on_opening_and_its_records_get_an_expiry(t
 
     store = SQLiteStore(path)
 
-    assert store.schema_version() == SCHEMA_VERSION == 3
+    assert store.schema_version() == SCHEMA_VERSION == 4
     assert store.migrate() == [
         "upgraded to schema version 2: idempotency records expire (DESIGN.md §8 keeps them at "
         "least 24 h, not forever).",
         "upgraded to schema version 3: version counters, so every worker knows when its cached "
         "catalog or keys went stale.",
-        f"SQLite {path}: schema version 3"]
+        "upgraded to schema version 4: events stored in the order they were recorded, so the audit "
+        "export reads the file in order.",
+        f"SQLite {path}: schema version 4"]
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT expires_at FROM idempotency").fetchall() == [(ts(24 * 60),)]
     assert store.claim_idempotency_key("t1", "k1", "old", "h", at(60)).status == 201
     assert store.claim_idempotency_key("t1", "k1", "old", "h", at(24 * 60)) is None
-    assert SQLiteStore(path).migrate() == [f"SQLite {path}: schema version 3"]
+    assert SQLiteStore(path).migrate() == [f"SQLite {path}: schema version 4"]
+
+
+def test_an_older_file_gets_its_events_rewritten_in_time_order(tmp_path):
+    """Versions 1-3 kept events clustered by subject; version 4 keeps them in recorded order."""
+    source = SQLiteStore(":memory:")
+    refs = {}
+    for minute in range(12):  # three subjects, their events interleaved in time
+        subject = f"u{minute % 3}"
+        refs[subject] = append(source, "t1", subject, draft(f"p{minute}", minutes=minute)).record.subject_ref
+    append(source, "t2", "u0", draft("push", tenant_id="t2", minutes=5))
+    columns = "tenant_id, subject_ref, seq, recorded_at, event_id, purpose, doc"
+    rows = source._conn().execute(f"SELECT {columns} FROM events").fetchall()
+    chains = {s: source.subject_events("t1", ref) for s, ref in refs.items()}
+    exported = list(source.export_events("t1", ExportFilter()))
+    path = str(tmp_path / "v1.db")
+    v1_file(path)
+    with sqlite3.connect(path) as conn:
+        conn.executemany(f"INSERT INTO events ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         sorted(rows, key=lambda row: row[:3]))  # the old clustering
+
+    store = SQLiteStore(path)
+
+    assert store.migrate()[2].startswith("upgraded to schema version 4: events stored in the order")
+    stored = store._conn().execute("SELECT tenant_id, recorded_at, seq FROM events ORDER BY rowid").fetchall()
+    assert stored == sorted(stored)
+    assert {s: store.subject_events("t1", ref) for s, ref in refs.items()} == chains
+    assert [e["event_id"] for e in store.export_events("t1", ExportFilter())] == [
+        e["event_id"] for e in exported]
+    with pytest.raises(sqlite3.IntegrityError):  # one event per (tenant, chain, seq), as before
+        store._conn().execute(f"INSERT INTO events ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows[0])
+    assert store._conn().execute(
+        "EXPLAIN QUERY PLAN SELECT doc FROM events WHERE tenant_id = ? AND subject_ref = ? ORDER BY seq",
+        ("t1", "x")).fetchall()[0][3] == "SEARCH events USING INDEX events_chain (tenant_id=? AND subject_ref=?)"
+
+
+def test_appends_land_in_time_order_at_the_end_of_the_table(tmp_path):
+    store = SQLiteStore(str(tmp_path / "consent.db"))
+    for minute in range(9):
+        append(store, "t1", f"u{minute % 3}", draft(f"p{minute}", minutes=minute))
+
+    times = [t for (t,) in store._conn().execute("SELECT recorded_at FROM events ORDER BY rowid")]
+    assert times == sorted(times) and len(times) == 9
 
 
 def test_a_newer_schema_than_this_release_knows_is_refused(tmp_path):
