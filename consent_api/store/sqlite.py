@@ -136,11 +136,16 @@ CREATE INDEX events_export ON events (tenant_id, recorded_at, seq, event_id)
 """
 
 
-def _store_events_in_time_order(conn: sqlite3.Connection) -> None:
-    """v4: events stored in the order they were recorded, so the audit export reads the file in order."""
-    for statement in EVENTS_IN_TIME_ORDER.split(";"):
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Each statement of script inside the caller's transaction (executescript would commit it)."""
+    for statement in script.split(";"):
         if statement.strip():
             conn.execute(statement)
+
+
+def _store_events_in_time_order(conn: sqlite3.Connection) -> None:
+    """v4: events stored in the order they were recorded, so the audit export reads the file in order."""
+    _run_script(conn, EVENTS_IN_TIME_ORDER)
 
 
 # version -> the step that upgrades the previous version to it, run in one transaction
@@ -346,9 +351,7 @@ class SQLiteStore(Store):
         """Create version 1 where nothing exists, then run every migration the file lacks."""
         self.upgraded: list[int] = []
         with self._write() as conn:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            _run_script(conn, SCHEMA)
             conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1')")
             found = int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
             if found > SCHEMA_VERSION:

@@ -132,9 +132,10 @@ def test_an_older_file_gets_its_events_rewritten_in_time_order(tmp_path):
         e["event_id"] for e in exported]
     with pytest.raises(sqlite3.IntegrityError):  # one event per (tenant, chain, seq), as before
         store._conn().execute(f"INSERT INTO events ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?)", rows[0])
-    assert store._conn().execute(
+    plan = store._conn().execute(
         "EXPLAIN QUERY PLAN SELECT doc FROM events WHERE tenant_id = ? AND subject_ref = ? ORDER BY seq",
-        ("t1", "x")).fetchall()[0][3] == "SEARCH events USING INDEX events_chain (tenant_id=? AND subject_ref=?)"
+        ("t1", "x")).fetchall()
+    assert plan[0][3] == "SEARCH events USING INDEX events_chain (tenant_id=? AND subject_ref=?)"
 
 
 def test_appends_land_in_time_order_at_the_end_of_the_table(tmp_path):
