@@ -188,7 +188,8 @@ class GroupCommit:
                     if jobs:
                         outcomes = self._commit(conn, [job.payload for job in jobs])
             except BaseException as exc:  # noqa: BLE001 - the thread must outlive any one batch
-                jobs = jobs or self._take()[0]
+                if not jobs:  # no connection, or no lock: fail what is queued, and stop if asked to
+                    jobs, stop = self._take()
                 outcomes = [Failed(self._translate(exc))] * len(jobs)
                 conn = self._recover(conn)
                 for job, outcome in zip(jobs, outcomes):  # nothing committed: answer at once
@@ -278,14 +279,14 @@ class Checkpointer:
         self._connect = connect
         self._lock = lock
         self._dirty = threading.Event()
-        self._stopping = False
+        self._stop = threading.Event()  # set by close(): no more waiting between rounds
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
     def committed(self) -> None:
         if self._thread is None:
             with self._start_lock:
-                if self._thread is None and not self._stopping:
+                if self._thread is None and not self._stop.is_set():
                     self._thread = threading.Thread(target=self._run, name="sqlite-checkpointer", daemon=True)
                     self._thread.start()
         self._dirty.set()
@@ -293,29 +294,36 @@ class Checkpointer:
     def close(self) -> None:
         """Stop after one last checkpoint of what was committed."""
         with self._start_lock:
-            self._stopping = True
+            self._stop.set()
             thread = self._thread
         self._dirty.set()
         if thread is not None:
             thread.join()
 
+    def checkpoint(self, conn: Any) -> None:
+        """One round: copy the log while writers go on, then copy what they appended meanwhile."""
+        self.copy(conn)
+        with self._lock:
+            self.copy(conn)
+
+    @staticmethod
+    def copy(conn: Any) -> None:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
     def _run(self) -> None:
         conn = None
         while True:
             self._dirty.wait()
-            if not self._stopping:
-                time.sleep(self.EVERY_S)  # one checkpoint for all that commits meanwhile, not one per batch
+            self._stop.wait(self.EVERY_S)  # one checkpoint for all that commits meanwhile, not one per batch
             self._dirty.clear()
             try:
                 conn = conn or self._connect()
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                with self._lock:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                self.checkpoint(conn)
             except Exception:  # noqa: BLE001 - the next round retries; SQLite's log stays valid meanwhile
                 if conn is not None:
                     conn.close()
                 conn = None
-            if self._stopping:
+            if self._stop.is_set():
                 if conn is not None:
                     conn.close()
                 return
