@@ -3,7 +3,7 @@
 Each subject has ~3 decisions on distinct purposes of a 5-purpose catalog (about 60% grants),
 recorded over the past year, chained and projected by the domain code itself, so the ledger
 verifies and ``rebuild-state --check`` finds nothing to fix. Events are built in worker
-processes and loaded with ``SQLiteStore.bulk_load``.
+processes and loaded with ``bench.bulk.load``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from consent_api.domain.ledger import seal
 from consent_api.domain.model import SubjectRecord
 from consent_api.domain.projection import apply_events
 from consent_api.services import catalog, tenants
+from bench import bulk
 from consent_api.store.sqlite import SQLiteStore
 
 POLICY = "2026-01"
@@ -59,15 +60,15 @@ def seed(path: str, subjects: int, *, processes: int = 2) -> Population:
     chunks = [(tenant.id, start, min(start + CHUNK, subjects)) for start in range(0, subjects, CHUNK)]
     if processes > 1 and len(chunks) > 1:
         with multiprocessing.get_context("fork").Pool(processes) as pool:
-            events = store.bulk_load(pool.imap(_rows, chunks))
+            events = bulk.load(path, pool.imap(_rows, chunks))
     else:
-        events = store.bulk_load(map(_rows, chunks))
+        events = bulk.load(path, map(_rows, chunks))
     store.close()
     return Population(tenant.id, admin.secret, subjects, events)
 
 
-def _rows(chunk: tuple[str, int, int]) -> SQLiteStore.BulkRows:
-    return SQLiteStore.bulk_rows(chunk[0], _ledgers(chunk))
+def _rows(chunk: tuple[str, int, int]) -> bulk.Rows:
+    return bulk.rows(chunk[0], _ledgers(chunk))
 
 
 def _ledgers(chunk: tuple[str, int, int]) -> list[tuple[SubjectRecord, list[dict]]]:

@@ -7,10 +7,10 @@ cluster (DESIGN.md §2):
    unknown subject is created with a new ``subject_ref`` and ``seq`` 0 before any event is
    written; losing that race (DuplicateKeyError on (tenant_id, subject_id)) means a
    concurrent writer created it first, so we use theirs.
-2. Seal ``plan(record)``'s drafts after the record's head and ``insert_many(ordered=True)``
-   them. The unique index on (tenant_id, subject_ref, seq) lets exactly one writer own each
+2. ``insert_many(ordered=True)`` the events that domain/appending.py sealed after the record's
+   head. The unique index on (tenant_id, subject_ref, seq) lets exactly one writer own each
    seq: on a duplicate the record is caught up from the newer events (the events are the
-   truth) and only the drafts not yet written are retried on the new head.
+   truth), and the append plans the drafts not yet written again on that head.
 3. Update the subject document only where its ``seq`` is lower than ours, so the update is
    idempotent and never goes backwards.
 
@@ -30,7 +30,6 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -47,7 +46,8 @@ from pymongo.errors import (
 from pymongo.write_concern import WriteConcern
 
 from consent_api.domain.clock import format_ts, parse_ts
-from consent_api.domain.ledger import ZERO_HASH, new_subject_ref, seal
+from consent_api.domain.appending import Reseal, Sealed, Stored
+from consent_api.domain.ledger import ZERO_HASH
 from consent_api.domain.model import (
     Action,
     ApiKey,
@@ -68,7 +68,6 @@ from consent_api.store.port import (
     Chain,
     ExportFilter,
     IdempotencyRecord,
-    Plan,
     Store,
 )
 
@@ -135,11 +134,10 @@ READ_PREFERENCES = {
 EXPORT_ORDER = [("recorded_at", ASCENDING), ("seq", ASCENDING), ("event_id", ASCENDING)]
 EXPORT_BATCH = 1000  # events per subject_id look-up while exporting
 IN_CHUNK = 1000  # ids per $in / $or query
-MAX_ATTEMPTS = 64  # rounds of losing the head to concurrent writers before giving up
+MAX_ATTEMPTS = 64  # rounds of losing an idempotency claim to concurrent writers before giving up
 
 _NO_ID = {"_id": 0}
 _CATALOG_FIELDS = {"_id": 0, "tenant_id": 0}
-_DECISIONS = (Action.GRANT, Action.DENY, Action.WITHDRAW)
 
 
 def _translated(exc: PyMongoError) -> Exception | None:
@@ -223,23 +221,6 @@ def _record_from(doc: dict[str, Any]) -> SubjectRecord:
 def _event_doc(event: dict[str, Any]) -> dict[str, Any]:
     """The stored form of an event: everything the chain covers; subject_id lives in subjects."""
     return {k: v for k, v in event.items() if k != "subject_id"}
-
-
-def _remaining(drafts: list[dict[str, Any]], written: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Drafts of a re-plan that this append has not written yet.
-
-    Matched by purpose, one written event cancelling one draft, rather than by position: a
-    re-plan on a record that already holds our first events may drop them (withdraw-all no
-    longer sees those purposes as granted), which would shift every later position.
-    """
-    done = Counter(e["purpose"] for e in written)
-    left = []
-    for draft in drafts:
-        if done[draft.get("purpose")] > 0:
-            done[draft.get("purpose")] -= 1
-        else:
-            left.append(draft)
-    return left
 
 
 class MongoStore(Store):
@@ -423,32 +404,32 @@ class MongoStore(Store):
         raise Conflict("concurrent writes to the same catalog entry")
 
     def put_purpose(self, tenant_id: str, purpose: Purpose) -> bool:
-        return self._put(self._purposes, {"tenant_id": tenant_id, "key": purpose.key}, purpose.to_dict())
+        return self._put(self._purposes, {"tenant_id": tenant_id, "key": purpose.key}, records.purpose_doc(purpose))
 
     def get_purpose(self, tenant_id: str, key: str) -> Purpose | None:
         doc = self._purposes.find_one({"tenant_id": tenant_id, "key": key}, _CATALOG_FIELDS)
-        return Purpose.from_dict(doc) if doc else None
+        return records.purpose_from(doc) if doc else None
 
     def list_purposes(self, tenant_id: str) -> list[Purpose]:
         docs = self._purposes.find({"tenant_id": tenant_id}, _CATALOG_FIELDS).sort("key", ASCENDING)
-        return [Purpose.from_dict(doc) for doc in docs]
+        return [records.purpose_from(doc) for doc in docs]
 
     def add_policy(self, tenant_id: str, policy: PolicyVersion) -> None:
         try:
-            self._policies.insert_one({"tenant_id": tenant_id, **policy.to_dict()})
+            self._policies.insert_one({"tenant_id": tenant_id, **records.policy_doc(policy)})
         except DuplicateKeyError as exc:
             raise Conflict(f"policy version {policy.version} is already published") from exc
 
     def list_policies(self, tenant_id: str) -> list[PolicyVersion]:
         docs = self._policies.find({"tenant_id": tenant_id}, _CATALOG_FIELDS).sort("version", ASCENDING)
-        return [PolicyVersion.from_dict(doc) for doc in docs]
+        return [records.policy_from(doc) for doc in docs]
 
     def put_vendor(self, tenant_id: str, vendor: Vendor) -> bool:
-        return self._put(self._vendors, {"tenant_id": tenant_id, "key": vendor.key}, vendor.to_dict())
+        return self._put(self._vendors, {"tenant_id": tenant_id, "key": vendor.key}, records.vendor_doc(vendor))
 
     def list_vendors(self, tenant_id: str) -> list[Vendor]:
         docs = self._vendors.find({"tenant_id": tenant_id}, _CATALOG_FIELDS).sort("key", ASCENDING)
-        return [Vendor.from_dict(doc) for doc in docs]
+        return [records.vendor_from(doc) for doc in docs]
 
     # --- subjects: reading and repairing -------------------------------------------------------
     def _load(self, tenant_id: str, subject_id: str) -> SubjectRecord | None:
@@ -544,42 +525,28 @@ class MongoStore(Store):
         except DuplicateKeyError as exc:
             raise Conflict(f"subject_ref {record.subject_ref} belongs to another subject") from exc
 
-    # --- subjects: the write path --------------------------------------------------------------
-    def append(self, tenant_id: str, subject_id: str, plan: Plan, *, erase: bool = False) -> Appended:
-        """Append plan(record)'s events (module docstring); raising in plan writes nothing.
+    # --- subjects: the storage step of an append (domain/appending.py) -------------------------
+    def subject_head(self, tenant_id: str, subject_id: str) -> SubjectRecord | None:
+        return self._load(tenant_id, subject_id)
 
-        Losing the head to a concurrent writer re-runs plan on the caught-up record and writes
-        the drafts not yet written; if plan raises then, the events already written stay (they
-        are evidence) and the error propagates.
-        """
-        written: list[dict[str, Any]] = []
-        record = self._load(tenant_id, subject_id)
-        for _ in range(MAX_ATTEMPTS):
-            exists = record is not None
-            if record is None:
-                record = SubjectRecord(subject_id=subject_id, subject_ref=new_subject_ref())
-            drafts = _remaining(plan(record), written)
-            if not drafts:
-                break
-            records.check_draft_tenant(tenant_id, drafts)
-            if not exists and not self._create_subject(tenant_id, record):
-                record = self._load(tenant_id, subject_id)  # a concurrent writer created it
-                continue
-            sealed = seal(drafts, record)
-            inserted = self._insert_events(sealed)
-            written += sealed[:inserted]
-            record = apply_events(record, sealed[:inserted])
-            if inserted == len(sealed):
-                break
-            record = self._catch_up(tenant_id, record)
+    def write_sealed(self, tenant_id: str, subject_id: str, sealed: Sealed, reseal: Reseal, *,
+                     erase: bool = False) -> Stored:
+        """Steps 1-3 of the module docstring. Losing the head to a concurrent writer answers the
+        newer head after the events that made it in (they are evidence, and stay)."""
+        base = sealed.base
+        if base.seq == 0 and not self._create_subject(tenant_id, base):
+            current = self._load(tenant_id, subject_id)  # a concurrent writer created it
+            if current is None or current.subject_ref != base.subject_ref or current.seq != 0:
+                return Stored([], current, done=False)
+        inserted = self._insert_events(sealed.events)
+        stored = sealed.events[:inserted]
+        if inserted < len(sealed.events):
+            return Stored(stored, self._catch_up(tenant_id, apply_events(base, stored)), done=False)
+        if erase:
+            self._finish_erasure(tenant_id, subject_id, base.subject_ref)
         else:
-            raise Unavailable(f"subject {subject_id}: too many concurrent writers, try again")
-        if written:
-            if erase:
-                self._finish_erasure(tenant_id, subject_id, record.subject_ref)
-            else:
-                self._advance(tenant_id, record)
-        return Appended(record, written)
+            self._advance(tenant_id, sealed.record)
+        return Stored(stored, sealed.record)
 
     def _create_subject(self, tenant_id: str, record: SubjectRecord) -> bool:
         """Claim the subject id for record's new subject_ref; False when someone else did."""

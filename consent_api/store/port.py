@@ -8,11 +8,15 @@ hash, a subject-token key's ``kid``). Adapters translate driver errors into ``co
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterator, Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from consent_api.domain import appending
+from consent_api.domain.appending import Plan, Reseal, Sealed, Stored
 from consent_api.domain.model import (
     ApiKey,
     PolicyVersion,
@@ -24,11 +28,8 @@ from consent_api.domain.model import (
     Vendor,
 )
 
-# Given the subject's current record (a fresh one, with a new subject_ref, for an unknown
-# subject), return the draft events to append. Raising writes nothing. An adapter without
-# transactions calls it again on the newer record when a concurrent writer took the head, and
-# then leaves out one draft per purpose it already wrote: keep plans free of side effects.
-Plan = Callable[[SubjectRecord], list[dict[str, Any]]]
+__all__ = ["Appended", "Chain", "ExportCursor", "ExportFilter", "IDEMPOTENCY_TTL", "IdempotencyRecord",
+           "Plan", "Reseal", "Sealed", "Store", "Stored"]
 
 # DESIGN.md §8: an Idempotency-Key is kept at least 24 h; after that a replay runs anew.
 IDEMPOTENCY_TTL = timedelta(hours=24)
@@ -170,12 +171,34 @@ class Store(abc.ABC):
         return {subject_id: record.purposes.get(purpose)
                 for subject_id, record in self.get_subjects(tenant_id, subject_ids).items()}
 
-    @abc.abstractmethod
     def append(self, tenant_id: str, subject_id: str, plan: Plan, *, erase: bool = False) -> Appended:
-        """Atomically seal and append plan(record)'s drafts and update the record.
+        """Atomically seal and append plan(record)'s drafts and update the record
+        (domain/appending.py: the algorithm; the adapter's subject_head and write_sealed store).
 
         With erase=True the record and the id-to-ref mapping are deleted after the append, so
         the subject's events remain only under its subject_ref."""
+        with self.around_append():
+            record, events = appending.append(
+                tenant_id, subject_id, plan, self.subject_head(tenant_id, subject_id),
+                lambda sealed, reseal: self.write_sealed(tenant_id, subject_id, sealed, reseal, erase=erase))
+        return Appended(record, events)
+
+    def around_append(self) -> AbstractContextManager[None]:
+        """Entered around each append (head, plan, write): an adapter may get ready for the write."""
+        return contextlib.nullcontext()
+
+    @abc.abstractmethod
+    def subject_head(self, tenant_id: str, subject_id: str) -> SubjectRecord | None:
+        """The record an append plans on: the subject's current one, None when unknown or erased."""
+
+    @abc.abstractmethod
+    def write_sealed(self, tenant_id: str, subject_id: str, sealed: Sealed, reseal: Reseal, *,
+                     erase: bool = False) -> Stored:
+        """Store sealed.events and sealed.record if the subject's head is still sealed.base.
+
+        Otherwise either store reseal(current record) in the same transaction, or answer the
+        newer head (Stored.done False) after storing nothing or a prefix of the events. With
+        erase=True the record and the id-to-ref mapping are deleted instead of saved."""
 
     @abc.abstractmethod
     def subject_events(self, tenant_id: str, subject_ref: str, after_seq: int = 0,

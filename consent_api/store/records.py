@@ -1,12 +1,16 @@
-"""Plain-dict forms of the domain objects, shared by the adapters (JSON in SQLite, BSON in MongoDB)."""
+"""Plain-dict forms of the domain objects, shared by the adapters (JSON in SQLite, BSON in MongoDB).
+
+These are storage documents: they change only with a migration, never with the HTTP shapes
+(web/schemas.py), which are built separately."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+from consent_api.domain.appending import check_tenant
 from consent_api.domain.clock import format_ts, parse_ts
-from consent_api.domain.model import ApiKey, SubjectTokenKey, Tenant
+from consent_api.domain.model import ApiKey, Kind, PolicyVersion, Purpose, SubjectTokenKey, Tenant, Vendor
 from consent_api.errors import Conflict
 
 
@@ -52,19 +56,61 @@ def subject_token_key_from(doc: dict[str, Any]) -> SubjectTokenKey:
     )
 
 
-def check_draft_tenant(tenant_id: str, drafts: Iterable[dict[str, Any]]) -> None:
-    """Refuse drafts that do not carry the tenant they are appended under.
+def purpose_doc(purpose: Purpose) -> dict[str, Any]:
+    return {
+        "key": purpose.key, "kind": str(purpose.kind), "title": dict(purpose.title),
+        "description": dict(purpose.description), "sensitive": purpose.needs_separate,
+        "essential": purpose.essential, "validity_days": purpose.validity_days,
+        "reprompt_after_hours": purpose.reprompt_after_hours, "vendors": list(purpose.vendors),
+        "consent_mode": list(purpose.consent_mode), "archived": purpose.archived,
+    }
 
-    The chain covers the event's own tenant_id and MongoDB selects events by it, so an event
-    filed under another (or no) tenant would silently drop out of its subject's history.
-    """
-    if any(d.get("tenant_id") != tenant_id for d in drafts):
-        raise ValueError(f"every draft event must carry tenant_id {tenant_id!r}")
+
+def purpose_from(doc: dict[str, Any]) -> Purpose:
+    return Purpose(
+        key=doc["key"], kind=Kind(doc["kind"]), title=dict(doc["title"]),
+        description=dict(doc.get("description") or {}), sensitive=bool(doc.get("sensitive")),
+        essential=bool(doc.get("essential")), validity_days=doc.get("validity_days"),
+        reprompt_after_hours=float(doc["reprompt_after_hours"]), vendors=tuple(doc.get("vendors") or ()),
+        consent_mode=tuple(doc.get("consent_mode") or ()), archived=bool(doc.get("archived")),
+    )
+
+
+def policy_doc(policy: PolicyVersion) -> dict[str, Any]:
+    return {
+        "version": policy.version, "effective_at": format_ts(policy.effective_at), "url": policy.url,
+        "sha256": policy.sha256, "material": policy.material, "summary": dict(policy.summary),
+        "published_at": format_ts(policy.published_at) if policy.published_at else None,
+    }
+
+
+def policy_from(doc: dict[str, Any]) -> PolicyVersion:
+    return PolicyVersion(
+        version=doc["version"], effective_at=parse_ts(doc["effective_at"]), url=doc.get("url"),
+        sha256=doc.get("sha256"), material=bool(doc.get("material")), summary=dict(doc.get("summary") or {}),
+        published_at=parse_ts(doc["published_at"]) if doc.get("published_at") else None,
+    )
+
+
+def vendor_doc(vendor: Vendor) -> dict[str, Any]:
+    return {
+        "key": vendor.key, "name": vendor.name, "company": vendor.company,
+        "data_collected": list(vendor.data_collected), "purposes": list(vendor.purposes),
+        "scenario": vendor.scenario, "privacy_policy_url": vendor.privacy_policy_url,
+    }
+
+
+def vendor_from(doc: dict[str, Any]) -> Vendor:
+    return Vendor(
+        key=doc["key"], name=doc["name"], company=doc["company"],
+        data_collected=tuple(doc.get("data_collected") or ()), purposes=tuple(doc.get("purposes") or ()),
+        scenario=doc.get("scenario") or "", privacy_policy_url=doc.get("privacy_policy_url"),
+    )
 
 
 def chain_ref(tenant_id: str, events: Sequence[dict[str, Any]]) -> str | None:
     """The one subject_ref a batch of imported events belongs to (None for no events)."""
-    check_draft_tenant(tenant_id, events)
+    check_tenant(tenant_id, events)
     refs = {e.get("subject_ref") for e in events}
     if len(refs) > 1 or None in refs:
         raise ValueError("imported events must all carry the same subject_ref")

@@ -24,6 +24,13 @@ def sqlite_file(tmp_path: Path) -> Iterator[Store]:
 
 
 @contextmanager
+def sqlite_memory(tmp_path: Path) -> Iterator[Store]:
+    store = open_store("sqlite:///:memory:")  # one shared connection, writes on the calling thread
+    yield store
+    store.close()
+
+
+@contextmanager
 def mongomock_db(tmp_path: Path) -> Iterator[Store]:
     store = open_store("mongomock://consent_test")
     yield store
@@ -50,10 +57,11 @@ def mongodb_db(tmp_path: Path) -> Iterator[Store]:
 # each test then gets a fresh database, dropped afterwards.
 ALL_STORES = [
     pytest.param(sqlite_file, id="sqlite"),
+    pytest.param(sqlite_memory, id="sqlite-memory"),
     pytest.param(mongomock_db, id="mongomock"),
     *([pytest.param(mongodb_db, id="mongodb")] if MONGO_URI else []),
 ]
-MONGO_STORES = [p for p in ALL_STORES if p.id != "sqlite"]
+MONGO_STORES = [p for p in ALL_STORES if not p.id.startswith("sqlite")]
 
 
 @pytest.fixture(params=ALL_STORES)

@@ -1,10 +1,11 @@
-"""SQLiteStore.bulk_rows / bulk_load: what benchmarks and migrations load reads back exactly
+"""bench.bulk (rows / load): what benchmarks and migrations load reads back exactly
 like appended data, verifies, and rebuilds to the same state."""
 
 from datetime import datetime, timezone
 
 import pytest
 
+from bench import bulk
 from consent_api.domain.ledger import seal, verify_chain
 from consent_api.domain.model import SubjectRecord, Tenant
 from consent_api.domain.projection import apply_events
@@ -28,7 +29,7 @@ def test_bulk_loaded_ledgers_read_back_like_appended_ones(tmp_path):
     store.create_tenant(Tenant(T, "Bulk", datetime(2026, 1, 1, tzinfo=timezone.utc)))
     ledgers = [ledger(n, [("push", "grant"), ("sms", "deny"), ("push", "withdraw" if n % 2 else "grant")])
                for n in range(50)]
-    count = store.bulk_load([SQLiteStore.bulk_rows(T, ledgers[:20]), SQLiteStore.bulk_rows(T, ledgers[20:])])
+    count = bulk.load(store.path, [bulk.rows(T, ledgers[:20]), bulk.rows(T, ledgers[20:])])
     assert count == 150
 
     record, events = ledgers[7]
@@ -44,4 +45,4 @@ def test_bulk_loaded_ledgers_read_back_like_appended_ones(tmp_path):
 
 def test_bulk_load_needs_a_file():
     with pytest.raises(ValueError):
-        SQLiteStore(":memory:").bulk_load([])
+        bulk.load(":memory:", [])

@@ -13,7 +13,7 @@ import pytest
 
 from consent_api.domain.ledger import verify_chain
 from consent_api.errors import Invalid, Unavailable
-from consent_api.store.group_commit import Checkpointer, GroupCommit, WriteLock
+from consent_api.store.sqlite.group_commit import Checkpointer, GroupCommit, WriteLock
 from consent_api.store.port import ExportFilter
 from consent_api.store.sqlite import SQLiteStore
 from tests.store.drafts import append, draft, plan_of, tenant
@@ -172,7 +172,7 @@ def test_no_write_is_answered_before_an_fsync_of_the_log_that_follows_its_commit
     """The writer's COMMIT runs with synchronous=NORMAL (no fsync inside the lock); the fsync of
     the WAL comes after it and before the answer, as synchronous=FULL would have done."""
     log: list[str] = []
-    apply, sync = store._apply, store._sync_wal
+    apply, sync = store._writer._apply, store._sync_wal
     monkeypatch.setattr(store._writer, "_sync", lambda: (log.append("fsync"), sync())[1])
     fsyncs: list[int] = []
     real_fdatasync = os.fdatasync

@@ -10,7 +10,7 @@ nothing but its own commit.
 
 Across processes the writer threads of all workers take turns through ``WriteLock`` (flock),
 held from BEGIN IMMEDIATE to COMMIT; a write's CPU work is done before it queues (see
-SQLiteStore.append). The COMMIT itself does not fsync: a second thread syncs the log after it
+Store.append and batch.py). The COMMIT itself does not fsync: a second thread syncs the log after it
 (``sync``) and only then answers, so fsyncs no longer happen inside the lock, the writer can
 commit the next batch while the last one is being flushed, and the guarantee is unchanged: no
 write is acknowledged before an fsync that began after its COMMIT has returned.
@@ -24,7 +24,8 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 MAX_BATCH = 256  # bounds one transaction's size and its callers' wait
@@ -124,24 +125,33 @@ class GroupCommit:
         self._cond = threading.Condition()
         self._queue: deque[_Job] = deque()
         self._announced = 0  # writes being prepared that will queue shortly
+        self._local = threading.local()  # .announced: this thread's write is announced
         self._threads: list[threading.Thread] = []
         self._synced = threading.Condition()
         self._committed: list[tuple[_Job, Any]] = []  # committed, waiting for an fsync
         self._writer_done = False
 
-    def announce(self) -> None:
-        """A write is being prepared; the next batch waits up to GATHER_S for it. Follow with
-        run(payload, announced=True) or withdraw()."""
+    @contextmanager
+    def preparing(self) -> Iterator[None]:
+        """Around the preparation of a write this thread will likely run(): the next batch waits
+        up to GATHER_S for it. A run() inside takes the announcement over; without one (the
+        write was refused, or there was nothing to write) it is withdrawn on the way out."""
         with self._cond:
             self._announced += 1
+        self._local.announced = True
+        try:
+            yield
+        finally:
+            if self._local.announced:
+                self._local.announced = False
+                with self._cond:
+                    self._announced -= 1
+                    self._cond.notify()
 
-    def withdraw(self) -> None:
-        with self._cond:
-            self._announced -= 1
-            self._cond.notify()
-
-    def run(self, payload: Any, announced: bool = False) -> Any:
+    def run(self, payload: Any) -> Any:
         job = _Job(payload)
+        announced = getattr(self._local, "announced", False)
+        self._local.announced = False
         with self._cond:
             if not self._threads:
                 self._threads = [threading.Thread(target=self._write_loop, name="sqlite-writer", daemon=True),

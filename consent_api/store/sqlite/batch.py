@@ -1,0 +1,151 @@
+"""What one transaction of the group commit runs: plain writes (``Write``) and appends sealed in
+the requests' threads (``Append``), applied with a few statements for the whole batch.
+
+An append was sealed on a snapshot of its subject's row. If the row is still that snapshot at
+commit time its rows are written as they are; if another write changed it since (in an earlier
+transaction, or earlier in this batch), the append is planned and sealed again on the current
+record through its ``reseal`` (domain/appending.py) inside the transaction, and fails alone if
+its plan refuses. So every append of a batch shares its transaction and its fsync.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from consent_api.domain.appending import Reseal, Sealed, Stored
+from consent_api.domain.projection import DECISIONS
+from consent_api.domain.model import SubjectRecord
+from consent_api.store.sqlite.group_commit import Failed
+from consent_api.store.sqlite.rows import (
+    GRANT,
+    INSERT_EVENT,
+    SAVE_SUBJECT,
+    SELECT_SUBJECTS,
+    UNGRANT,
+    event_row,
+    granted,
+    record_from,
+    select_in,
+    subject_row,
+)
+
+
+@dataclass(frozen=True)
+class Write:
+    """A write the batch runs as it is, inside its transaction."""
+
+    fn: Callable[[sqlite3.Connection], Any]
+
+
+@dataclass(frozen=True)
+class Append:
+    """A sealed append with its rows serialised, and the subject row it expects to find."""
+
+    tenant_id: str
+    subject_id: str
+    erase: bool
+    reseal: Reseal
+    sealed: Sealed
+    expected: tuple | None  # the subject's row (SUBJECT_COLUMNS) it was sealed on; None: no row
+    event_rows: list[tuple]
+    subject_row: tuple
+    grants: dict[str, bool]  # purpose -> granted now, for the purposes these events decided
+
+    @classmethod
+    def of(cls, tenant_id: str, subject_id: str, sealed: Sealed, reseal: Reseal, erase: bool) -> Append:
+        """Serialise in the caller's thread, so the writer thread only runs statements."""
+        base, updated = sealed.base, sealed.record
+        return cls(
+            tenant_id, subject_id, erase, reseal, sealed,
+            expected=subject_row(tenant_id, base)[1:] if base.seq else None,
+            event_rows=[event_row(tenant_id, e) for e in sealed.events],
+            subject_row=subject_row(tenant_id, updated),
+            grants=granted(updated, {e["purpose"] for e in sealed.events if e["action"] in DECISIONS}),
+        )
+
+
+class Rows:
+    """Rows of a batch's appends, written with one executemany per statement."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+        self.subjects: dict[tuple[str, str], tuple] = {}  # the last record of each subject wins
+        self.grants: dict[tuple[str, str, str], bool] = {}  # and the last grant state
+
+    def add(self, a: Append) -> None:
+        self.events.extend(a.event_rows)
+        self.subjects[(a.tenant_id, a.subject_id)] = a.subject_row
+        for purpose, on in a.grants.items():
+            self.grants[(a.tenant_id, purpose, a.subject_id)] = on
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        if self.events:
+            conn.executemany(INSERT_EVENT, self.events)
+        if self.subjects:
+            conn.executemany(SAVE_SUBJECT, list(self.subjects.values()))
+        conn.executemany(GRANT, [key for key, on in self.grants.items() if on])
+        conn.executemany(UNGRANT, [key for key, on in self.grants.items() if not on])
+        self.events, self.subjects, self.grants = [], {}, {}
+
+
+def apply(conn: sqlite3.Connection, payloads: list[Write | Append]) -> list[Any]:
+    """The group commit's batch, inside its transaction: one outcome per payload."""
+    outcomes: list[Any] = [None] * len(payloads)
+    appends: list[int] = []
+    for i, payload in enumerate(payloads):
+        if isinstance(payload, Append):
+            appends.append(i)
+            continue
+        conn.execute("SAVEPOINT write")
+        try:
+            outcomes[i] = payload.fn(conn)
+        except Exception as exc:
+            if not conn.in_transaction:
+                raise  # SQLite gave up the whole transaction: the batch fails
+            conn.execute("ROLLBACK TO write")
+            outcomes[i] = Failed(exc)
+        conn.execute("RELEASE write")
+    done = apply_appends(conn, [payloads[i] for i in appends])  # type: ignore[misc]
+    for i, outcome in zip(appends, done, strict=True):
+        outcomes[i] = outcome
+    return outcomes
+
+
+def apply_appends(conn: sqlite3.Connection, appends: list[Append]) -> list[Stored | Failed]:
+    """Apply appends in order with a few statements for all of them (module docstring)."""
+    rows: dict[tuple[str, str], tuple] = {}
+    by_tenant: dict[str, list[str]] = {}
+    for a in appends:
+        by_tenant.setdefault(a.tenant_id, []).append(a.subject_id)
+    for tenant_id, ids in by_tenant.items():
+        for row in select_in(conn, SELECT_SUBJECTS, ids, tenant_id):
+            rows[(tenant_id, row[0])] = row
+    changed: dict[tuple[str, str], SubjectRecord | None] = {}  # by this batch; None: erased
+    pending = Rows()
+    outcomes: list[Stored | Failed] = []
+    for a in appends:
+        key = (a.tenant_id, a.subject_id)
+        if key in changed or rows.get(key) != a.expected:
+            head = changed[key] if key in changed else (record_from(rows[key]) if key in rows else None)
+            try:
+                a = Append.of(a.tenant_id, a.subject_id, a.reseal(head), a.reseal, a.erase)
+            except Exception as exc:
+                outcomes.append(Failed(exc))
+                continue
+        if a.sealed.events and a.erase:
+            pending.flush(conn)  # what came before the erasure lands first
+            conn.executemany(INSERT_EVENT, a.event_rows)
+            conn.execute("DELETE FROM subjects WHERE tenant_id = ? AND subject_id = ?", key)
+            conn.execute("DELETE FROM grants WHERE tenant_id = ? AND subject_id = ?", key)
+            conn.execute("DELETE FROM idempotency WHERE tenant_id = ? AND subject_ref = ?",
+                         (a.tenant_id, a.sealed.base.subject_ref))
+            changed[key] = None
+        elif a.sealed.events:
+            pending.add(a)
+            changed[key] = a.sealed.record
+        outcomes.append(Stored(a.sealed.events, a.sealed.record))
+    pending.flush(conn)
+    return outcomes

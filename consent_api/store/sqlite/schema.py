@@ -1,0 +1,138 @@
+"""The SQLite schema: version 1 as first released, and the migrations that bring a file up to
+SCHEMA_VERSION, each with the message `consent-api migrate` prints for it."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from consent_api.domain.clock import format_ts, parse_ts
+from consent_api.errors import Unavailable
+from consent_api.store.port import IDEMPOTENCY_TTL
+
+SCHEMA_VERSION = 4
+
+# Version 1, as first released; later versions are the steps in MIGRATIONS below.
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tenants (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS api_keys (
+    tenant_id TEXT NOT NULL, id TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE, doc TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS subject_token_keys (
+    kid TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS subject_token_keys_tenant ON subject_token_keys (tenant_id);
+CREATE TABLE IF NOT EXISTS purposes (
+    tenant_id TEXT NOT NULL, key TEXT NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS policies (
+    tenant_id TEXT NOT NULL, version TEXT NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, version)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS vendors (
+    tenant_id TEXT NOT NULL, key TEXT NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS subjects (
+    tenant_id TEXT NOT NULL, subject_id TEXT NOT NULL, subject_ref TEXT NOT NULL,
+    seq INTEGER NOT NULL, head_hash TEXT NOT NULL, age_band TEXT, purposes TEXT NOT NULL,
+    updated_at TEXT, PRIMARY KEY (tenant_id, subject_id)) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS subjects_ref ON subjects (tenant_id, subject_ref);
+CREATE TABLE IF NOT EXISTS events (
+    tenant_id TEXT NOT NULL, subject_ref TEXT NOT NULL, seq INTEGER NOT NULL,
+    recorded_at TEXT NOT NULL, event_id TEXT NOT NULL, purpose TEXT, doc TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, subject_ref, seq)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_export ON events (tenant_id, recorded_at, seq, event_id);
+CREATE TABLE IF NOT EXISTS grants (
+    tenant_id TEXT NOT NULL, purpose TEXT NOT NULL, subject_id TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, purpose, subject_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idempotency (
+    tenant_id TEXT NOT NULL, scope TEXT NOT NULL, key TEXT NOT NULL, request_hash TEXT NOT NULL,
+    status INTEGER, body TEXT, subject_ref TEXT, created_at TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, scope, key)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_subject ON idempotency (tenant_id, subject_ref);
+CREATE TABLE IF NOT EXISTS signing_keys (kid TEXT PRIMARY KEY, created_at TEXT NOT NULL, doc TEXT NOT NULL);
+"""
+
+# The events table from version 4 on: rows in the order they were appended (rowid), so a walk in
+# time order (the audit export) reads the file front to back instead of one random page per
+# event; a subject's chain is found through events_chain. In the version 1 layout, clustered
+# by (tenant_id, subject_ref, seq), the export of a 1M-subject file read 58k events/s; in this
+# one 198k (SQL alone, same file, same machine).
+EVENTS_IN_TIME_ORDER = """
+CREATE TABLE events_v4 (
+    id INTEGER PRIMARY KEY, tenant_id TEXT NOT NULL, subject_ref TEXT NOT NULL, seq INTEGER NOT NULL,
+    recorded_at TEXT NOT NULL, event_id TEXT NOT NULL, purpose TEXT, doc TEXT NOT NULL);
+INSERT INTO events_v4 (tenant_id, subject_ref, seq, recorded_at, event_id, purpose, doc)
+    SELECT tenant_id, subject_ref, seq, recorded_at, event_id, purpose, doc FROM events
+    ORDER BY tenant_id, recorded_at, seq, event_id;
+DROP TABLE events;
+ALTER TABLE events_v4 RENAME TO events;
+CREATE UNIQUE INDEX events_chain ON events (tenant_id, subject_ref, seq);
+CREATE INDEX events_export ON events (tenant_id, recorded_at, seq, event_id)
+"""
+
+
+def run_script(conn: sqlite3.Connection, script: str) -> None:
+    """Each statement of script inside the caller's transaction (executescript would commit it)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def _add_idempotency_expiry(conn: sqlite3.Connection) -> None:
+    conn.execute("ALTER TABLE idempotency ADD COLUMN expires_at TEXT")
+    rows = conn.execute("SELECT tenant_id, scope, key, created_at FROM idempotency").fetchall()
+    conn.executemany(
+        "UPDATE idempotency SET expires_at = ? WHERE tenant_id = ? AND scope = ? AND key = ?",
+        [(format_ts(parse_ts(created) + IDEMPOTENCY_TTL), t, sc, k) for t, sc, k, created in rows],
+    )
+    conn.execute("CREATE INDEX IF NOT EXISTS idempotency_expiry ON idempotency (expires_at)")
+
+
+def _add_cache_versions(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE IF NOT EXISTS versions (name TEXT PRIMARY KEY, n INTEGER NOT NULL) "
+                 "WITHOUT ROWID")
+
+
+@dataclass(frozen=True)
+class Migration:
+    """The step that upgrades the previous version to ``version``, run in one transaction."""
+
+    version: int
+    message: str
+    step: Callable[[sqlite3.Connection], None]
+
+
+MIGRATIONS = {m.version: m for m in (
+    Migration(2, "idempotency records expire (DESIGN.md §8 keeps them at least 24 h, not forever).",
+              _add_idempotency_expiry),
+    Migration(3, "version counters, so every worker knows when its cached catalog or keys went stale.",
+              _add_cache_versions),
+    Migration(4, "events stored in the order they were recorded, so the audit export reads the file in order.",
+              lambda conn: run_script(conn, EVENTS_IN_TIME_ORDER)),
+)}
+
+
+def upgrade(conn: sqlite3.Connection, path: str) -> list[int]:
+    """Inside a write transaction: create version 1 where nothing exists, then run every
+    migration the file lacks; the versions upgraded to."""
+    run_script(conn, SCHEMA)
+    conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '1')")
+    found = schema_version(conn)
+    if found > SCHEMA_VERSION:
+        raise Unavailable(f"SQLite store {path}: schema version {found} is newer than "
+                          f"this release understands ({SCHEMA_VERSION})")
+    upgraded = []
+    for version in range(found + 1, SCHEMA_VERSION + 1):
+        MIGRATIONS[version].step(conn)
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+        upgraded.append(version)
+    return upgraded
+
+
+def upgrade_messages(upgraded: list[int]) -> list[str]:
+    return [f"upgraded to schema version {v}: {MIGRATIONS[v].message}" for v in upgraded]
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
