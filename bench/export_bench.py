@@ -81,12 +81,15 @@ def _sink(path: str):
 def phase_seed(db: str, events: int, per_subject: int) -> None:
     from consent_api.domain.clock import FixedClock, format_ts
     from consent_api.domain.model import Kind, PolicyVersion, Purpose
+    from consent_api.security.signing_keys import KeyRing
     from consent_api.services import tenants
+    from consent_api.services.deps import Deps
     from consent_api.store.sqlite import SQLiteStore
 
     store = SQLiteStore(db)
     store._conn().execute("PRAGMA synchronous=OFF")  # bench seeding only; the export reads normally
-    tenant, _ = tenants.create_tenant(store, FixedClock(BASE), "bench")
+    clock = FixedClock(BASE)
+    tenant, _ = tenants.create_tenant(Deps(store, clock, KeyRing(store, clock)), "bench")
     for key in PURPOSES:
         store.put_purpose(tenant.id, Purpose(key=key, kind=Kind.PROCESSING, title={"en": key}))
     store.add_policy(tenant.id, PolicyVersion("2026-01", effective_at=BASE))
@@ -153,8 +156,7 @@ def phase_http(db: str, tenant_id: str, out: str, fmt: str, until: str | None) -
     from consent_api.web.app import create_app
 
     app = create_app(Settings(database_url=f"sqlite:///{db}"))
-    store = app.extensions["consent_api.deps"].store
-    key = tenants.issue_key(store, system_clock, tenant_id, name="auditor", type="secret",
+    key = tenants.issue_key(app.extensions["consent_api.deps"], tenant_id, name="auditor", type="secret",
                             scopes=["audit:read"]).secret
     client = app.test_client()
     query = {"format": fmt, **({"until": until} if until else {})}

@@ -55,7 +55,7 @@ def workload(store, subjects: int, seed: int = 7) -> str:
     rng = random.Random(seed)
     clock = FixedClock("2026-03-01T08:00:00Z")
     deps = Deps(store, clock, KeyRing(store, clock))
-    tenant_id, *_ = seed_demo(store, clock)
+    tenant_id, *_ = seed_demo(deps)
     for n in range(subjects):
         subject = f"u{rng.randrange(10**11, 10**12)}"  # a 12-character app user id
         channel = rng.choice(["ios", "android", "web", "miniprogram"])

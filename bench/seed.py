@@ -18,7 +18,9 @@ from consent_api.domain.clock import FixedClock
 from consent_api.domain.ledger import seal
 from consent_api.domain.model import SubjectRecord
 from consent_api.domain.projection import apply_events
+from consent_api.security.signing_keys import KeyRing
 from consent_api.services import catalog, tenants
+from consent_api.services.deps import Deps
 from bench import bulk
 from consent_api.store.sqlite import SQLiteStore
 
@@ -53,10 +55,11 @@ def seed(path: str, subjects: int, *, processes: int = 2) -> Population:
     """Create the tenant, its catalog and `subjects` subjects in the SQLite file at path."""
     store = SQLiteStore(path)
     clock = FixedClock(START)
-    tenant, admin = tenants.create_tenant(store, clock, "Bench")
+    deps = Deps(store, clock, KeyRing(store, clock))
+    tenant, admin = tenants.create_tenant(deps, "Bench")
     for key, data in PURPOSES.items():
-        catalog.put_purpose(store, tenant.id, key, data)
-    catalog.publish_policy(store, clock, tenant.id, {"version": POLICY, "effective_at": START})
+        catalog.put_purpose(deps, tenant.id, key, data)
+    catalog.publish_policy(deps, tenant.id, {"version": POLICY, "effective_at": START})
     chunks = [(tenant.id, start, min(start + CHUNK, subjects)) for start in range(0, subjects, CHUNK)]
     if processes > 1 and len(chunks) > 1:
         with multiprocessing.get_context("fork").Pool(processes) as pool:

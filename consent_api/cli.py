@@ -17,14 +17,24 @@ import time
 from pathlib import Path
 
 from consent_api import __version__
-from consent_api.config import Settings
+from typing import TYPE_CHECKING
+
+from consent_api.config import Settings, deps_for
 from consent_api.domain.clock import system_clock
 
+if TYPE_CHECKING:
+    from consent_api.services.deps import Deps
+    from consent_api.store.port import Store
 
-def _store(settings: Settings, url: str | None = None):
+
+def _store(settings: Settings, url: str | None = None) -> Store:
     from consent_api.store.open import MongoOptions, open_store
 
     return open_store(url or settings.database_url, MongoOptions(**settings.mongo_options()))
+
+
+def _deps(settings: Settings, store: Store | None = None) -> Deps:
+    return deps_for(settings, store or _store(settings), system_clock)
 
 
 def _shown(url: str) -> str:
@@ -84,7 +94,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         print(f"warning: the store does not answer ({exc.detail}); starting anyway: /readyz answers "
               "503 and the indexes are made once it does", file=sys.stderr)
     if args.demo:
-        _seed_demo(store, args.demo_keys_file)
+        _seed_demo(_deps(settings, store), args.demo_keys_file)
     store.close()
     metrics_dir, made_metrics_dir = _metrics_dir()
     if not settings.admin_token:
@@ -114,10 +124,10 @@ def serve_wsgi(target: str, host: str, port: int, workers: int, threads: int,
     ).serve()
 
 
-def _seed_demo(store, keys_file: str | None) -> None:
+def _seed_demo(deps: Deps, keys_file: str | None) -> None:
     from consent_api.services.demo import seed_demo
 
-    tenant_id, admin, publishable, created = seed_demo(store, system_clock)
+    tenant_id, admin, publishable, created = seed_demo(deps)
     print(("Created" if created else "Refreshed keys of") + f" the demo tenant {tenant_id}.",
           file=sys.stderr)
     lines = [f"CONSENT_DEMO_TENANT={tenant_id}", f"CONSENT_DEMO_ADMIN_KEY={admin.secret}",
@@ -134,14 +144,14 @@ def _seed_demo(store, keys_file: str | None) -> None:
 
 
 def cmd_seed_demo(args: argparse.Namespace, settings: Settings) -> int:
-    _seed_demo(_store(settings), args.keys_file)
+    _seed_demo(_deps(settings), args.keys_file)
     return 0
 
 
 def cmd_tenant_create(args: argparse.Namespace, settings: Settings) -> int:
     from consent_api.services import tenants
 
-    tenant, issued = tenants.create_tenant(_store(settings), system_clock, args.name)
+    tenant, issued = tenants.create_tenant(_deps(settings), args.name)
     _print_json({"id": tenant.id, "name": tenant.name, "admin_key": issued.secret,
                  "admin_key_id": issued.key.id})
     return 0
@@ -150,9 +160,9 @@ def cmd_tenant_create(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_key_create(args: argparse.Namespace, settings: Settings) -> int:
     from consent_api.services import tenants
 
-    store = _store(settings)
-    tenants.get_tenant(store, args.tenant)
-    issued = tenants.issue_key(store, system_clock, args.tenant, name=args.name, type=args.type,
+    deps = _deps(settings)
+    tenants.get_tenant(deps, args.tenant)
+    issued = tenants.issue_key(deps, args.tenant, name=args.name, type=args.type,
                                scopes=args.scope or [], origins=args.origin or [])
     _print_json({"id": issued.key.id, "key": issued.secret, "type": issued.key.type,
                  "scopes": list(issued.key.scopes), "origins": list(issued.key.origins)})
@@ -300,12 +310,12 @@ def _timestamp(value: str):
         raise argparse.ArgumentTypeError(f"not an RFC 3339 time such as 2026-03-01T00:00:00Z ({exc})")
 
 
-def _only_tenant(store, tenant_id: str | None) -> str:
+def _only_tenant(deps: Deps, tenant_id: str | None) -> str:
     from consent_api.services import tenants
 
     if tenant_id:
-        return tenants.get_tenant(store, tenant_id).id
-    found = [t.id for t in store.iter_tenants()]
+        return tenants.get_tenant(deps, tenant_id).id
+    found = [t.id for t in deps.store.iter_tenants()]
     if len(found) != 1:
         raise ValueError("the store holds " + (f"{len(found)} tenants" if found else "no tenant")
                          + "; name one with --tenant")
@@ -320,14 +330,10 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    from consent_api.security.signing_keys import KeyRing
     from consent_api.services import audit
-    from consent_api.services.deps import Deps
 
-    store = _store(settings)
-    tenant_id = _only_tenant(store, args.tenant)
-    deps = Deps(store=store, clock=system_clock, issuer=settings.issuer,
-                keys=KeyRing(store, system_clock, settings.key_encryption_key))
+    deps = _deps(settings)
+    tenant_id = _only_tenant(deps, args.tenant)
     query = audit.ExportQuery(since=args.since, until=args.until, purpose=args.purpose,
                               subject_id=args.subject_id)
     export_plan = audit.plan(deps, tenant_id, query)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields, replace
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    from consent_api.domain.clock import Clock
+    from consent_api.services.deps import Deps
+    from consent_api.store.port import Store
 
 
 @dataclass(frozen=True)
@@ -58,3 +63,19 @@ class Settings:
         secret = {"admin_token", "metrics_token", "key_encryption_key"}
         return {f.name: (bool(getattr(self, f.name)) if f.name in secret else getattr(self, f.name))
                 for f in fields(self)}
+
+
+def deps_for(settings: Settings, store: Store, clock: Clock) -> Deps:
+    """The services' collaborators under these settings: the app's (web/app.py) and the CLI's."""
+    from consent_api.security.signing_keys import KeyRing
+    from consent_api.services.deps import AuthRules, Deps
+
+    return Deps(
+        store=store, clock=clock, keys=KeyRing(store, clock, settings.key_encryption_key),
+        issuer=settings.issuer, clock_skew_s=settings.clock_skew_seconds,
+        consent_token_ttl_s=settings.consent_token_ttl_s,
+        auth=AuthRules(admin_token=settings.admin_token,
+                       subject_token_max_lifetime_s=settings.subject_token_max_lifetime_s,
+                       subject_token_leeway_s=settings.subject_token_leeway_s,
+                       subject_token_audience=settings.subject_token_audience),
+    )

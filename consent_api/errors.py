@@ -5,11 +5,10 @@
      +-- Unauthorized               401, missing, unknown, revoked or expired credentials
      +-- Forbidden                  403, valid credentials without the right to this
      +-- NotFound                   404, unknown resource (or another tenant's)
-     +-- MethodNotAllowed           405
      +-- Conflict                   409, duplicate version, idempotency key reused
      +-- PayloadTooLarge            413
      +-- Invalid                    422, validation or rule failure; carries errors {field: [messages]}
-     +-- TooManyRequests            429
+     +-- TooManyRequests            429, over the rate limit; carries Retry-After in headers
      +-- Unavailable                503, the store cannot be reached
 
 Services and stores raise these; only ``web/problems.py`` turns them into HTTP.
@@ -23,10 +22,12 @@ class ConsentApiError(Exception):
     title = "Internal error"
     type_slug = "internal"
 
-    def __init__(self, detail: str | None = None, *, errors: dict[str, list[str]] | None = None):
+    def __init__(self, detail: str | None = None, *, errors: dict[str, list[str]] | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         self.errors = errors
+        self.headers = headers or {}  # extra response headers, e.g. Retry-After
 
 
 class BadRequest(ConsentApiError):
@@ -51,12 +52,6 @@ class NotFound(ConsentApiError):
     status = 404
     title = "Not found"
     type_slug = "not-found"
-
-
-class MethodNotAllowed(ConsentApiError):
-    status = 405
-    title = "Method not allowed"
-    type_slug = "method-not-allowed"
 
 
 class Conflict(ConsentApiError):

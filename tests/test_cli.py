@@ -64,8 +64,8 @@ def test_rebuild_state_finds_and_repairs_drift(db, capsys):
     from consent_api.services.deps import Deps
 
     store = open_store(db)
-    tenant_id, *_ = seed_demo(store, system_clock)
     deps = Deps(store, system_clock, KeyRing(store, system_clock))
+    tenant_id, *_ = seed_demo(deps)
     for subject in ("a", "b", "c"):
         consents.record(deps, tenant_id, subject, Submission(
             [Decision("personalized_push", True), Decision("location", False)], "2026-01", {"channel": "ios"}))

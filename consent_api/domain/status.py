@@ -160,3 +160,17 @@ def subject_state(
         age_band=record.age_band if record else None,
         purposes=states,
     )
+
+
+# A refusal of a purpose in one of these states takes something back: it is a withdrawal.
+WITHDRAWABLE = (Status.GRANTED, Status.EXPIRED, Status.RECONSENT_REQUIRED)
+
+
+def decision_action(purpose: Purpose, granted: bool, current: PurposeRecord | None, policies: Policies,
+                    now: datetime) -> Action:
+    """DESIGN.md §3: ``granted: true`` is a grant; ``granted: false`` is a withdraw after a grant
+    (still in force, expired or stale), otherwise a deny."""
+    if granted:
+        return Action.GRANT
+    status = purpose_state(purpose, current, policies, now).status
+    return Action.WITHDRAW if status in WITHDRAWABLE else Action.DENY

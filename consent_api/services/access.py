@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from consent_api.config import Settings
-from consent_api.domain.clock import Clock
 from consent_api.domain.model import Scope
 from consent_api.errors import Forbidden, Unauthorized
 from consent_api.security import apikeys, tokens
-from consent_api.store.port import Store
+from consent_api.services.deps import Deps
 
 OPERATOR = "operator"
 API_KEY = "api_key"
@@ -59,25 +57,26 @@ class Principal:
         return self.tenant_id
 
 
-def authenticate(store: Store, settings: Settings, clock: Clock, token: str | None) -> Principal:
+def authenticate(deps: Deps, token: str | None) -> Principal:
     if not token:
         raise Unauthorized("send Authorization: Bearer <token>")
-    if settings.admin_token and apikeys.same_secret(token, settings.admin_token):
+    rules = deps.auth
+    if rules.admin_token and apikeys.same_secret(token, rules.admin_token):
         return Principal(OPERATOR)
     if token.startswith((apikeys.SECRET_PREFIX, apikeys.PUBLISHABLE_PREFIX)):
-        key = store.find_api_key(apikeys.hash_key(token))
-        if key is None or key.revoked_at is not None:
+        api_key = deps.store.find_api_key(apikeys.hash_key(token))
+        if api_key is None or api_key.revoked_at is not None:
             raise Unauthorized("unknown or revoked API key")
-        if key.type == "publishable":
-            return Principal(PUBLISHABLE, key.tenant_id, key.id, (), key.origins)
-        return Principal(API_KEY, key.tenant_id, key.id, key.scopes)
+        if api_key.type == "publishable":
+            return Principal(PUBLISHABLE, api_key.tenant_id, api_key.id, (), api_key.origins)
+        return Principal(API_KEY, api_key.tenant_id, api_key.id, api_key.scopes)
     if token.count(".") == 2:
-        key, claims = tokens.verify_subject_token(
-            token, store.find_subject_token_key, clock(),
-            max_lifetime_s=settings.subject_token_max_lifetime_s,
-            leeway_s=settings.subject_token_leeway_s,
-            audience=settings.subject_token_audience,
+        signer, claims = tokens.verify_subject_token(
+            token, deps.store.find_subject_token_key, deps.clock(),
+            max_lifetime_s=rules.subject_token_max_lifetime_s,
+            leeway_s=rules.subject_token_leeway_s,
+            audience=rules.subject_token_audience,
         )
-        return Principal(SUBJECT, key.tenant_id, f"{key.kid}:{claims['sub']}",
+        return Principal(SUBJECT, signer.tenant_id, f"{signer.kid}:{claims['sub']}",
                          subject_id=claims["sub"])
     raise Unauthorized("unknown token")

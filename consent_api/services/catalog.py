@@ -9,7 +9,7 @@ from consent_api.domain.clock import Clock, format_ts
 from consent_api.domain.model import POLICY_VERSION, PURPOSE_KEY, PolicyVersion, Purpose, Vendor
 from consent_api.errors import Invalid, NotFound
 from consent_api.services.pages import Page, slice_page
-from consent_api.store.port import Store
+from consent_api.services.deps import Deps
 
 CONSENT_MODE_SIGNALS = ("ad_storage", "analytics_storage", "ad_user_data", "ad_personalization")
 
@@ -19,53 +19,53 @@ def _check_key(key: str, what: str = "key") -> None:
         raise Invalid.field(what, "must match ^[a-z][a-z0-9_.-]{0,63}$")
 
 
-def put_purpose(store: Store, tenant_id: str, key: str, data: dict[str, Any]) -> tuple[Purpose, bool]:
+def put_purpose(deps: Deps, tenant_id: str, key: str, data: dict[str, Any]) -> tuple[Purpose, bool]:
     """Define or replace a purpose; True when created."""
     _check_key(key)
     purpose = Purpose.from_dict({**data, "key": key})
-    created = store.put_purpose(tenant_id, purpose)
+    created = deps.store.put_purpose(tenant_id, purpose)
     return purpose, created
 
 
-def get_purpose(store: Store, tenant_id: str, key: str) -> Purpose:
-    purpose = store.get_purpose(tenant_id, key)
+def get_purpose(deps: Deps, tenant_id: str, key: str) -> Purpose:
+    purpose = deps.store.get_purpose(tenant_id, key)
     if purpose is None:
         raise NotFound(f"unknown purpose {key!r}")
     return purpose
 
 
-def list_purposes(store: Store, tenant_id: str, cursor: str | None, limit: int | None) -> Page[Purpose]:
-    return slice_page(store.list_purposes(tenant_id), cursor, limit, key=lambda p: p.key)
+def list_purposes(deps: Deps, tenant_id: str, cursor: str | None, limit: int | None) -> Page[Purpose]:
+    return slice_page(deps.store.list_purposes(tenant_id), cursor, limit, key=lambda p: p.key)
 
 
-def archive_purpose(store: Store, tenant_id: str, key: str) -> Purpose:
+def archive_purpose(deps: Deps, tenant_id: str, key: str) -> Purpose:
     """Purposes are archived, never deleted: decisions about them stay explainable."""
-    archived = replace(get_purpose(store, tenant_id, key), archived=True)
-    store.put_purpose(tenant_id, archived)
+    archived = replace(get_purpose(deps, tenant_id, key), archived=True)
+    deps.store.put_purpose(tenant_id, archived)
     return archived
 
 
-def publish_policy(store: Store, clock: Clock, tenant_id: str, data: dict[str, Any]) -> PolicyVersion:
+def publish_policy(deps: Deps, tenant_id: str, data: dict[str, Any]) -> PolicyVersion:
     if not POLICY_VERSION.match(data["version"]):
         raise Invalid.field("version", "must match ^[A-Za-z0-9._-]{1,64}$")
     policy = PolicyVersion(
-        version=data["version"], effective_at=data.get("effective_at") or clock(),
+        version=data["version"], effective_at=data.get("effective_at") or deps.clock(),
         url=data.get("url"), sha256=data.get("sha256"), material=bool(data.get("material")),
-        summary=dict(data.get("summary") or {}), published_at=clock(),
+        summary=dict(data.get("summary") or {}), published_at=deps.clock(),
     )
-    store.add_policy(tenant_id, policy)
+    deps.store.add_policy(tenant_id, policy)
     return policy
 
 
-def get_policy(store: Store, tenant_id: str, version: str) -> PolicyVersion:
-    for policy in store.list_policies(tenant_id):
+def get_policy(deps: Deps, tenant_id: str, version: str) -> PolicyVersion:
+    for policy in deps.store.list_policies(tenant_id):
         if policy.version == version:
             return policy
     raise NotFound(f"unknown policy version {version!r}")
 
 
-def list_policies(store: Store, tenant_id: str, cursor: str | None, limit: int | None) -> Page[PolicyVersion]:
-    ordered = sorted(store.list_policies(tenant_id), key=_policy_order)
+def list_policies(deps: Deps, tenant_id: str, cursor: str | None, limit: int | None) -> Page[PolicyVersion]:
+    ordered = sorted(deps.store.list_policies(tenant_id), key=_policy_order)
     return slice_page(ordered, cursor, limit, key=_policy_order_key)
 
 
@@ -77,18 +77,18 @@ def _policy_order_key(p: PolicyVersion) -> str:
     return f"{format_ts(p.effective_at)}|{p.version}"
 
 
-def put_vendor(store: Store, tenant_id: str, key: str, data: dict[str, Any]) -> tuple[Vendor, bool]:
+def put_vendor(deps: Deps, tenant_id: str, key: str, data: dict[str, Any]) -> tuple[Vendor, bool]:
     _check_key(key)
     vendor = Vendor.from_dict({**data, "key": key})
-    return vendor, store.put_vendor(tenant_id, vendor)
+    return vendor, deps.store.put_vendor(tenant_id, vendor)
 
 
-def get_vendor(store: Store, tenant_id: str, key: str) -> Vendor:
-    for vendor in store.list_vendors(tenant_id):
+def get_vendor(deps: Deps, tenant_id: str, key: str) -> Vendor:
+    for vendor in deps.store.list_vendors(tenant_id):
         if vendor.key == key:
             return vendor
     raise NotFound(f"unknown vendor {key!r}")
 
 
-def list_vendors(store: Store, tenant_id: str, cursor: str | None, limit: int | None) -> Page[Vendor]:
-    return slice_page(store.list_vendors(tenant_id), cursor, limit, key=lambda v: v.key)
+def list_vendors(deps: Deps, tenant_id: str, cursor: str | None, limit: int | None) -> Page[Vendor]:
+    return slice_page(deps.store.list_vendors(tenant_id), cursor, limit, key=lambda v: v.key)

@@ -25,12 +25,18 @@ from consent_api.domain.model import (
     SubjectRecord,
 )
 from consent_api.domain.projection import project
-from consent_api.domain.status import Policies, PurposeState, SubjectState, purpose_state, subject_state
+from consent_api.domain.status import (
+    WITHDRAWABLE,
+    Policies,
+    PurposeState,
+    SubjectState,
+    decision_action,
+    purpose_state,
+    subject_state,
+)
 from consent_api.errors import Invalid, NotFound
 from consent_api.services.deps import Deps
 from consent_api.services.pages import Page, check_limit, decode_cursor, encode_cursor
-
-WITHDRAWABLE = (Status.GRANTED, Status.EXPIRED, Status.RECONSENT_REQUIRED)
 
 
 @dataclass(frozen=True)
@@ -85,12 +91,7 @@ def record(deps: Deps, tenant_id: str, subject_id: str, sub: Submission) -> Reco
         _check_guardian(age_band, sub)
         drafts = []
         for d in sub.decisions:
-            purpose = purposes[d.purpose]
-            if d.granted:
-                action = Action.GRANT
-            else:
-                status = purpose_state(purpose, current.purposes.get(d.purpose), policies, now).status
-                action = Action.WITHDRAW if status in WITHDRAWABLE else Action.DENY
+            action = decision_action(purposes[d.purpose], d.granted, current.purposes.get(d.purpose), policies, now)
             drafts.append(draft_event(tenant_id, d.purpose, action, sub, now, age_band,
                                  separate=d.separate, os_permission=d.os_permission))
         return drafts

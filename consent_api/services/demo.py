@@ -10,7 +10,7 @@ from consent_api.domain.model import Scope
 from consent_api.errors import Conflict
 from consent_api.services import catalog, tenants
 from consent_api.services.tenants import IssuedKey
-from consent_api.store.port import Store
+from consent_api.services.deps import Deps
 
 DEMO_TENANT_NAME = "Demo app"
 DEMO_ORIGINS = ("http://localhost:8000", "http://127.0.0.1:8000")
@@ -119,30 +119,30 @@ VENDORS: dict[str, dict[str, Any]] = {
 }
 
 
-def seed_demo(store: Store, clock: Clock, origins: tuple[str, ...] = DEMO_ORIGINS
+def seed_demo(deps: Deps, origins: tuple[str, ...] = DEMO_ORIGINS
               ) -> tuple[str, IssuedKey, IssuedKey, bool]:
     """Create (or refresh the keys of) the demo tenant; returns (tenant id, admin, publishable, created)."""
-    existing = next((t for t in store.iter_tenants() if t.name == DEMO_TENANT_NAME), None)
+    existing = next((t for t in deps.store.iter_tenants() if t.name == DEMO_TENANT_NAME), None)
     created = existing is None
     if existing is None:
-        tenant, admin = tenants.create_tenant(store, clock, DEMO_TENANT_NAME)
+        tenant, admin = tenants.create_tenant(deps, DEMO_TENANT_NAME)
         tenant_id = tenant.id
     else:
         tenant_id = existing.id
-        admin = tenants.issue_key(store, clock, tenant_id, name="admin", type="secret",
+        admin = tenants.issue_key(deps, tenant_id, name="admin", type="secret",
                                   scopes=[Scope.ADMIN])
     for key, vendor in VENDORS.items():
-        catalog.put_vendor(store, tenant_id, key, vendor)
+        catalog.put_vendor(deps, tenant_id, key, vendor)
     for key, purpose in PURPOSES.items():
-        catalog.put_purpose(store, tenant_id, key, purpose)
+        catalog.put_purpose(deps, tenant_id, key, purpose)
     try:
-        catalog.publish_policy(store, clock, tenant_id, {
+        catalog.publish_policy(deps, tenant_id, {
             "version": DEMO_POLICY, "effective_at": datetime(2026, 1, 1, tzinfo=timezone.utc),
             "url": "https://example.com/privacy/2026-01", "material": True,
             "summary": {"zh-CN": "首次发布的隐私政策。", "en": "First published privacy policy."},
         })
     except Conflict:
         pass
-    publishable = tenants.issue_key(store, clock, tenant_id, name="web banner", type="publishable",
+    publishable = tenants.issue_key(deps, tenant_id, name="web banner", type="publishable",
                                     origins=list(origins))
     return tenant_id, admin, publishable, created

@@ -1,13 +1,26 @@
 """The collaborators every service function receives: a store, a clock, the signing keys,
-and the few rule settings. Tests build one with SQLiteStore(":memory:") and a FixedClock."""
+and the few rule settings. Tests build one with SQLiteStore(":memory:") and a FixedClock.
+
+Store-to-store maintenance (services/rebuild.py, services/migration.py) takes stores instead:
+it works below the tenant's API, on one store or between two."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from consent_api.domain.clock import Clock
 from consent_api.security.signing_keys import KeyRing
 from consent_api.store.port import Store
+
+
+@dataclass(frozen=True)
+class AuthRules:
+    """What authenticating a bearer token needs besides the store (services/access.py)."""
+
+    admin_token: str | None = None  # the operator's; None: no operator token is accepted
+    subject_token_max_lifetime_s: int = 24 * 3600
+    subject_token_leeway_s: int = 60
+    subject_token_audience: str | None = None  # when set, subject tokens must carry this aud
 
 
 @dataclass(frozen=True)
@@ -18,3 +31,4 @@ class Deps:
     issuer: str = "consent_api"
     clock_skew_s: int = 300
     consent_token_ttl_s: int = 3600
+    auth: AuthRules = field(default_factory=AuthRules)

@@ -24,10 +24,9 @@ from typing import Any
 from consent_api.domain.clock import parse_ts
 from consent_api.domain.model import Action, AgeBand, SubjectRecord
 from consent_api.domain.projection import DECISIONS
-from consent_api.domain.status import Policies, purpose_state
+from consent_api.domain.status import Policies, decision_action
 from consent_api.errors import Invalid
 from consent_api.services.consents import (
-    WITHDRAWABLE,
     Recorded,
     Submission,
     commit_events,
@@ -72,11 +71,7 @@ def link(deps: Deps, tenant_id: str, subject_id: str, anonymous_subject_id: str,
                 refused[key] = "the account is under 14: a grant needs a guardian and is not carried over"
             elif granted and purpose.needs_separate and not anon_event.get("separate"):
                 refused[key] = "sensitive: ask for it on its own screen, it is not carried over"
-            if granted:
-                action = Action.GRANT
-            else:
-                status = purpose_state(purpose, mine, policies, now).status
-                action = Action.WITHDRAW if status in WITHDRAWABLE else Action.DENY
+            action = decision_action(purpose, granted, mine, policies, now)
             drafts.append(draft_event(tenant_id, key, action, _carried(anon_event, idempotency_key), now,
                                  account.age_band, separate=bool(anon_event.get("separate"))))
         if refused:

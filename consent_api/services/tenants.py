@@ -12,7 +12,7 @@ from consent_api.domain.model import ApiKey, Scope, SubjectTokenKey, Tenant
 from consent_api.errors import Invalid, NotFound
 from consent_api.security import apikeys, tokens
 from consent_api.services.pages import Page, check_limit, decode_cursor, encode_cursor
-from consent_api.store.port import Store
+from consent_api.services.deps import Deps
 
 SCOPES = tuple(str(s) for s in Scope)
 
@@ -23,22 +23,22 @@ class IssuedKey:
     secret: str  # shown once, never stored
 
 
-def create_tenant(store: Store, clock: Clock, name: str) -> tuple[Tenant, IssuedKey]:
+def create_tenant(deps: Deps, name: str) -> tuple[Tenant, IssuedKey]:
     """A new tenant and its first admin key."""
-    tenant = Tenant(id=apikeys.new_id("ten"), name=name, created_at=clock())
-    store.create_tenant(tenant)
-    issued = issue_key(store, clock, tenant.id, name="admin", type="secret", scopes=[Scope.ADMIN])
+    tenant = Tenant(id=apikeys.new_id("ten"), name=name, created_at=deps.clock())
+    deps.store.create_tenant(tenant)
+    issued = issue_key(deps, tenant.id, name="admin", type="secret", scopes=[Scope.ADMIN])
     return tenant, issued
 
 
-def get_tenant(store: Store, tenant_id: str) -> Tenant:
-    tenant = store.get_tenant(tenant_id)
+def get_tenant(deps: Deps, tenant_id: str) -> Tenant:
+    tenant = deps.store.get_tenant(tenant_id)
     if tenant is None:
         raise NotFound("unknown tenant")
     return tenant
 
 
-def issue_key(store: Store, clock: Clock, tenant_id: str, *, name: str, type: str,
+def issue_key(deps: Deps, tenant_id: str, *, name: str, type: str,
               scopes: Sequence[str] = (), origins: Sequence[str] = ()) -> IssuedKey:
     publishable = type == "publishable"
     if publishable:
@@ -56,9 +56,9 @@ def issue_key(store: Store, clock: Clock, tenant_id: str, *, name: str, type: st
         id=apikeys.new_id("key"), tenant_id=tenant_id, name=name, type=type,
         scopes=tuple(dict.fromkeys(str(s) for s in scopes)), origins=tuple(dict.fromkeys(origins)),
         key_hash=apikeys.hash_key(secret), prefix=apikeys.display_prefix(secret),
-        created_at=clock(),
+        created_at=deps.clock(),
     )
-    store.add_api_key(key)
+    deps.store.add_api_key(key)
     return IssuedKey(key, secret)
 
 
@@ -71,26 +71,26 @@ def _origin(value: str, index: int) -> str:
     return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
-def list_keys(store: Store, tenant_id: str, cursor: str | None, limit: int | None) -> Page[ApiKey]:
+def list_keys(deps: Deps, tenant_id: str, cursor: str | None, limit: int | None) -> Page[ApiKey]:
     limit = check_limit(limit)
     after = decode_cursor(cursor)
     if after is not None and not isinstance(after, str):
         raise Invalid.field("cursor", "not a cursor returned by this API")
-    keys = store.list_api_keys(tenant_id, after, limit + 1)
+    keys = deps.store.list_api_keys(tenant_id, after, limit + 1)
     more = len(keys) > limit
     keys = keys[:limit]
     return Page(keys, encode_cursor(keys[-1].id) if more else None)
 
 
-def get_key(store: Store, tenant_id: str, key_id: str) -> ApiKey:
-    key = store.get_api_key(tenant_id, key_id)
+def get_key(deps: Deps, tenant_id: str, key_id: str) -> ApiKey:
+    key = deps.store.get_api_key(tenant_id, key_id)
     if key is None:
         raise NotFound("unknown key")
     return key
 
 
-def revoke_key(store: Store, clock: Clock, tenant_id: str, key_id: str) -> ApiKey:
-    key = store.revoke_api_key(tenant_id, key_id, clock())
+def revoke_key(deps: Deps, tenant_id: str, key_id: str) -> ApiKey:
+    key = deps.store.revoke_api_key(tenant_id, key_id, deps.clock())
     if key is None:
         raise NotFound("unknown key")
     return key
@@ -102,7 +102,7 @@ class IssuedSubjectTokenKey:
     secret: str | None  # HS256 only, shown once
 
 
-def register_subject_token_key(store: Store, clock: Clock, tenant_id: str, alg: str,
+def register_subject_token_key(deps: Deps, tenant_id: str, alg: str,
                                public_key: str | dict | None) -> IssuedSubjectTokenKey:
     if alg not in tokens.SUBJECT_TOKEN_ALGS:
         raise Invalid.field("alg", f"one of {', '.join(tokens.SUBJECT_TOKEN_ALGS)}")
@@ -116,17 +116,33 @@ def register_subject_token_key(store: Store, clock: Clock, tenant_id: str, alg: 
             raise Invalid.field("public_key", f"{alg} needs the public key, as PEM or JWK")
         material = tokens.normalise_public_key(alg, public_key)
     key = SubjectTokenKey(kid="stk_" + secrets.token_hex(8), tenant_id=tenant_id, alg=alg,
-                          material=material, created_at=clock())
-    store.add_subject_token_key(key)
+                          material=material, created_at=deps.clock())
+    deps.store.add_subject_token_key(key)
     return IssuedSubjectTokenKey(key, secret)
 
 
-def list_subject_token_keys(store: Store, tenant_id: str) -> list[SubjectTokenKey]:
-    return store.list_subject_token_keys(tenant_id)
+def list_subject_token_keys(deps: Deps, tenant_id: str) -> list[SubjectTokenKey]:
+    return deps.store.list_subject_token_keys(tenant_id)
 
 
-def revoke_subject_token_key(store: Store, clock: Clock, tenant_id: str, kid: str) -> SubjectTokenKey:
-    key = store.revoke_subject_token_key(tenant_id, kid, clock())
+def revoke_subject_token_key(deps: Deps, tenant_id: str, kid: str) -> SubjectTokenKey:
+    key = deps.store.revoke_subject_token_key(tenant_id, kid, deps.clock())
     if key is None:
         raise NotFound("unknown subject-token key")
     return key
+
+
+def publishable_tenant(deps: Deps, secret: str | None) -> str | None:
+    """The tenant of a live publishable key, or None for anything else (no error: the snippet
+    is served either way)."""
+    if not secret or not secret.startswith(apikeys.PUBLISHABLE_PREFIX):
+        return None
+    key = deps.store.find_api_key(apikeys.hash_key(secret))
+    if key is None or key.revoked_at is not None or key.type != "publishable":
+        return None
+    return key.tenant_id
+
+
+def origin_registered(deps: Deps, origin: str) -> bool:
+    """Is origin registered on any live publishable key (CORS preflights carry no key)?"""
+    return deps.store.publishable_origin_known(origin)

@@ -19,7 +19,7 @@ def create_tenant():
     """Create a tenant; its first admin key is shown only in this answer."""
     caller().require_operator()
     data = schemas.load(schemas.TenantIn(), json_body())
-    tenant, issued = tenants.create_tenant(deps().store, deps().clock, data["name"])
+    tenant, issued = tenants.create_tenant(deps(), data["name"])
     return {"id": tenant.id, "name": tenant.name, "admin_key": issued.secret,
             "admin_key_id": issued.key.id}, 201
 
@@ -29,7 +29,7 @@ def issue_key():
     """Issue an API key; the key is shown only in this answer."""
     tenant_id = caller().require_scope(Scope.ADMIN)
     data = schemas.load(schemas.KeyIn(), json_body())
-    issued = tenants.issue_key(deps().store, deps().clock, tenant_id, **data)
+    issued = tenants.issue_key(deps(), tenant_id, **data)
     return schemas.key_out(issued.key, issued.secret), 201
 
 
@@ -37,7 +37,7 @@ def issue_key():
 def list_keys():
     """List the tenant's keys, without secrets."""
     tenant_id = caller().require_scope(Scope.ADMIN)
-    page = tenants.list_keys(deps().store, tenant_id, *page_args())
+    page = tenants.list_keys(deps(), tenant_id, *page_args())
     return schemas.page_out(page, schemas.key_out)
 
 
@@ -45,14 +45,14 @@ def list_keys():
 def get_key(key_id: str):
     """One key, without its secret."""
     tenant_id = caller().require_scope(Scope.ADMIN)
-    return schemas.key_out(tenants.get_key(deps().store, tenant_id, key_id))
+    return schemas.key_out(tenants.get_key(deps(), tenant_id, key_id))
 
 
 @bp.delete("/keys/<key_id>")
 def revoke_key(key_id: str):
     """Revoke a key; it stops working at once."""
     tenant_id = caller().require_scope(Scope.ADMIN)
-    return schemas.key_out(tenants.revoke_key(deps().store, deps().clock, tenant_id, key_id))
+    return schemas.key_out(tenants.revoke_key(deps(), tenant_id, key_id))
 
 
 @bp.post("/subject-token-keys")
@@ -60,7 +60,7 @@ def register_subject_token_key():
     """Register a key for subject tokens (HS256 secret generated and shown once)."""
     tenant_id = caller().require_scope(Scope.ADMIN)
     data = schemas.load(schemas.SubjectTokenKeyIn(), json_body())
-    issued = tenants.register_subject_token_key(deps().store, deps().clock, tenant_id,
+    issued = tenants.register_subject_token_key(deps(), tenant_id,
                                                 data["alg"], data["public_key"])
     return schemas.subject_token_key_out(issued.key, issued.secret), 201
 
@@ -69,7 +69,7 @@ def register_subject_token_key():
 def list_subject_token_keys():
     """List subject-token keys, without secrets."""
     tenant_id = caller().require_scope(Scope.ADMIN)
-    keys = tenants.list_subject_token_keys(deps().store, tenant_id)
+    keys = tenants.list_subject_token_keys(deps(), tenant_id)
     return {"items": [schemas.subject_token_key_out(k) for k in keys], "next_cursor": None}
 
 
@@ -77,7 +77,7 @@ def list_subject_token_keys():
 def revoke_subject_token_key(kid: str):
     """Revoke a subject-token key; tokens signed with it stop working."""
     tenant_id = caller().require_scope(Scope.ADMIN)
-    key = tenants.revoke_subject_token_key(deps().store, deps().clock, tenant_id, kid)
+    key = tenants.revoke_subject_token_key(deps(), tenant_id, kid)
     return schemas.subject_token_key_out(key)
 
 
@@ -86,7 +86,7 @@ def put_purpose(key: str):
     """Define or replace a purpose (201 created, 200 replaced)."""
     tenant_id = caller().require_scope(Scope.ADMIN)
     data = schemas.load(schemas.PurposeIn(), json_body())
-    purpose, created = catalog.put_purpose(deps().store, tenant_id, key, data)
+    purpose, created = catalog.put_purpose(deps(), tenant_id, key, data)
     return schemas.purpose_out(purpose), 201 if created else 200
 
 
@@ -94,7 +94,7 @@ def put_purpose(key: str):
 def list_purposes():
     """List purposes, archived ones included."""
     tenant_id = caller().require_scope(Scope.READ)
-    page = catalog.list_purposes(deps().store, tenant_id, *page_args())
+    page = catalog.list_purposes(deps(), tenant_id, *page_args())
     return schemas.page_out(page, schemas.purpose_out)
 
 
@@ -102,14 +102,14 @@ def list_purposes():
 def get_purpose(key: str):
     """One purpose."""
     tenant_id = caller().require_scope(Scope.READ)
-    return schemas.purpose_out(catalog.get_purpose(deps().store, tenant_id, key))
+    return schemas.purpose_out(catalog.get_purpose(deps(), tenant_id, key))
 
 
 @bp.delete("/purposes/<key>")
 def archive_purpose(key: str):
     """Archive a purpose: no new grants, withdrawals still accepted, history kept."""
     tenant_id = caller().require_scope(Scope.ADMIN)
-    return schemas.purpose_out(catalog.archive_purpose(deps().store, tenant_id, key))
+    return schemas.purpose_out(catalog.archive_purpose(deps(), tenant_id, key))
 
 
 @bp.post("/policies")
@@ -117,14 +117,14 @@ def publish_policy():
     """Publish a policy version; a material one makes older grants need re-consent."""
     tenant_id = caller().require_scope(Scope.ADMIN)
     data = schemas.load(schemas.PolicyIn(), json_body())
-    return schemas.policy_out(catalog.publish_policy(deps().store, deps().clock, tenant_id, data)), 201
+    return schemas.policy_out(catalog.publish_policy(deps(), tenant_id, data)), 201
 
 
 @bp.get("/policies")
 def list_policies():
     """List policy versions by effective time, old ones included."""
     tenant_id = caller().require_scope(Scope.READ)
-    page = catalog.list_policies(deps().store, tenant_id, *page_args())
+    page = catalog.list_policies(deps(), tenant_id, *page_args())
     return schemas.page_out(page, schemas.policy_out)
 
 
@@ -132,7 +132,7 @@ def list_policies():
 def get_policy(version: str):
     """One policy version."""
     tenant_id = caller().require_scope(Scope.READ)
-    return schemas.policy_out(catalog.get_policy(deps().store, tenant_id, version))
+    return schemas.policy_out(catalog.get_policy(deps(), tenant_id, version))
 
 
 @bp.put("/vendors/<key>")
@@ -140,7 +140,7 @@ def put_vendor(key: str):
     """Define or replace a third-party SDK / vendor disclosure (201 created, 200 replaced)."""
     tenant_id = caller().require_scope(Scope.ADMIN)
     data = schemas.load(schemas.VendorIn(), json_body())
-    vendor, created = catalog.put_vendor(deps().store, tenant_id, key, data)
+    vendor, created = catalog.put_vendor(deps(), tenant_id, key, data)
     return schemas.vendor_out(vendor), 201 if created else 200
 
 
@@ -148,7 +148,7 @@ def put_vendor(key: str):
 def list_vendors():
     """List vendor disclosures."""
     tenant_id = caller().require_scope(Scope.READ)
-    page = catalog.list_vendors(deps().store, tenant_id, *page_args())
+    page = catalog.list_vendors(deps(), tenant_id, *page_args())
     return schemas.page_out(page, schemas.vendor_out)
 
 
@@ -156,4 +156,4 @@ def list_vendors():
 def get_vendor(key: str):
     """One vendor disclosure."""
     tenant_id = caller().require_scope(Scope.READ)
-    return schemas.vendor_out(catalog.get_vendor(deps().store, tenant_id, key))
+    return schemas.vendor_out(catalog.get_vendor(deps(), tenant_id, key))

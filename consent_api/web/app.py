@@ -7,11 +7,9 @@ from typing import Any
 
 from flask import Flask
 
-from consent_api.config import Settings
+from consent_api.config import Settings, deps_for
 from consent_api.domain.clock import Clock, system_clock
 from consent_api.errors import Unavailable
-from consent_api.security.signing_keys import KeyRing
-from consent_api.services.deps import Deps
 from consent_api.store.open import MongoOptions, open_store
 from consent_api.store.port import Store
 from consent_api.web import (
@@ -54,16 +52,13 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, store: Stor
     store = store or open_store(settings.database_url, MongoOptions(**settings.mongo_options()))
     store = metrics.TimedStore(store)
     clock = clock or system_clock
-    keys = KeyRing(store, clock, settings.key_encryption_key)
+    deps = deps_for(settings, store, clock)
     try:
-        keys.jwks()  # create the first signing key at start-up, not on the first request
+        deps.keys.jwks()  # create the first signing key at start-up, not on the first request
     except Unavailable as exc:  # the store is down: start anyway, /readyz says 503 until it is up
         log.warning("store unreachable at start-up; answering 503 until it is", extra={"error": exc.detail})
     app.extensions["consent_api.settings"] = settings
-    app.extensions["consent_api.deps"] = Deps(
-        store=store, clock=clock, keys=keys, issuer=settings.issuer,
-        clock_skew_s=settings.clock_skew_seconds, consent_token_ttl_s=settings.consent_token_ttl_s,
-    )
+    app.extensions["consent_api.deps"] = deps
 
     for blueprint in (admin.bp, subjects.bp, checks.bp, ops.bp, public.bp, docs.bp, audit.bp):
         app.register_blueprint(blueprint)
@@ -74,7 +69,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, store: Stor
 
     wsgi = app.wsgi_app
     if limiter is None or isinstance(limiter, ratelimit.ProcessWindows):  # else flask-limiter counts
-        wsgi = FastReads(wsgi, app.extensions, limiter)
+        wsgi = FastReads(wsgi, app.extensions, app.url_map, limiter)
     app.wsgi_app = DefaultHeaders(wsgi, {**SECURITY_HEADERS, "Cache-Control": "no-store"})
     return app
 

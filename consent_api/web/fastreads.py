@@ -8,12 +8,15 @@ requests/s. This WSGI layer answers the common case itself and hands everything 
 
 - answered here: a GET of exactly those paths, no query string (so never ?at=), ASCII path, a
   credential that may read the subject, a known subject and purpose, so a 200;
-- handed to Flask untouched: anything else (another route, HEAD, a query string, a missing
-  or wrong credential, an unknown subject or purpose, a store error), so every error keeps
-  its one problem+json rendering.
+- handed to Flask: anything else (another route, HEAD, a query string, a missing or wrong
+  credential, an unknown subject or purpose, a store error), so every error keeps its one
+  problem+json rendering. What was learnt here travels along (web/auth.py's Handover): the
+  caller, or the error that authenticating or answering raised, so Flask neither
+  authenticates nor reads again.
 
-The answer here is the same as Flask's (tests/web/test_fast_reads.py compares the two byte for
-byte): the same service call and schema, the same access-log line, request id and metrics.
+The paths are the app's own rules for the endpoints in web/subjects.py's FAST_READS, answered
+by the functions the views call (tests/web/test_fast_reads.py compares the two byte for byte),
+with the same access-log line, request id and metrics.
 The rate limit counts the request once: the counted result travels to Flask in the WSGI
 environ when the request is handed over. With a shared rate-limit storage (redis://,
 mongodb://) flask-limiter counts, and this layer stands aside.
@@ -27,57 +30,56 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
+from werkzeug.routing import Map
 
-from consent_api.config import Settings
 from consent_api.domain.model import Scope
-from consent_api.services import access, consents
-from consent_api.services.access import Principal
+from consent_api.services import access
 from consent_api.services.deps import Deps
-from consent_api.web import metrics, requestlog, schemas
+from consent_api.web import metrics, requestlog
+from consent_api.web.auth import HANDOVER, Handover, parse_bearer
 from consent_api.web.ratelimit import RATE_COUNTED, ProcessWindows
+from consent_api.web.subjects import FAST_READS
 
-Answer = Callable[[Deps, str, str, str | None], dict[str, Any]]  # deps, tenant, subject, purpose
-
-
-def _one_purpose(d: Deps, tenant_id: str, subject_id: str, purpose: str | None) -> dict[str, Any]:
-    assert purpose is not None
-    return {"purpose": purpose, **schemas.purpose_state_out(consents.one_purpose(d, tenant_id, subject_id, purpose))}
-
-
-def _state(d: Deps, tenant_id: str, subject_id: str, _: str | None) -> dict[str, Any]:
-    return schemas.state_out(consents.state(d, tenant_id, subject_id))
-
-
-# (path, the Flask rule it stands for, the answer): the same service call and schema as the views
-# in web/subjects.py
-ROUTES: list[tuple[re.Pattern[str], str, Answer]] = [
-    (re.compile(r"/v1/subjects/([^/]+)/consents/([^/]+)\Z"), "/v1/subjects/<subject_id>/consents/<purpose>",
-     _one_purpose),
-    (re.compile(r"/v1/subjects/([^/]+)/consents\Z()"), "/v1/subjects/<subject_id>/consents", _state),
-]
+Answer = Callable[..., dict[str, Any]]  # (deps, tenant_id, **the URL's arguments) -> the 200 body
 HEADERS = [("Content-Type", "application/json")]
 
 
+def routes(url_map: Map) -> list[tuple[re.Pattern[str], str, Answer]]:
+    """(path pattern, the Flask rule, the answer) for every endpoint of FAST_READS in url_map.
+
+    A rule's ``<name>`` becomes a group matching what werkzeug's default converter matches: one
+    path segment."""
+    table = []
+    for endpoint, answer in FAST_READS.items():
+        for rule in url_map.iter_rules(endpoint):
+            pattern = re.sub(r"<(\w+)>", r"(?P<\1>[^/]+)", re.escape(rule.rule))
+            table.append((re.compile(pattern + r"\Z"), rule.rule, answer))
+    return table
+
+
 class FastReads:
-    def __init__(self, flask_wsgi: Callable, extensions: dict[str, Any], windows: ProcessWindows | None):
+    def __init__(self, flask_wsgi: Callable, extensions: dict[str, Any], url_map: Map,
+                 windows: ProcessWindows | None):
         self.flask_wsgi = flask_wsgi
-        self.extensions = extensions  # the app's: deps and settings as the views see them, per request
+        self.extensions = extensions  # the app's: deps as the views see them, per request
+        self.routes = routes(url_map)
+        self.prefixes = tuple({rule.split("<", 1)[0] for _, rule, _ in self.routes})
         self.windows = windows
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING"):
             return self.flask_wsgi(environ, start_response)
         path = environ.get("PATH_INFO", "")
-        if not path.startswith("/v1/subjects/") or not path.isascii():
+        if not path.startswith(self.prefixes) or not path.isascii():
             return self.flask_wsgi(environ, start_response)
-        for pattern, rule, answer in ROUTES:
+        for pattern, rule, answer in self.routes:
             match = pattern.match(path)
             if match is not None:
                 break
         else:
             return self.flask_wsgi(environ, start_response)
         started = time.perf_counter()
-        answered = self._answer(environ, answer, match.group(1), match.group(2) or None)
+        answered = self._answer(environ, answer, match.groupdict())
         if answered is None:
             return self.flask_wsgi(environ, start_response)
         who, body = answered
@@ -89,22 +91,24 @@ class FastReads:
         requestlog.access_line("GET", rule, 200, seconds, who, environ.get("REMOTE_ADDR"), rid)
         return [body]
 
-    def _answer(self, environ: dict[str, Any], answer: Answer, subject_id: str,
-                purpose: str | None) -> tuple[Principal, bytes] | None:
-        """The caller and the 200 body, or None for Flask to answer."""
-        scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+    def _answer(self, environ: dict[str, Any], answer: Answer,
+                args: dict[str, str]) -> tuple[access.Principal, bytes] | None:
+        """The caller and the 200 body, or None for Flask to answer, told in a Handover what
+        was learnt here so that it neither authenticates nor reads again."""
+        token = parse_bearer(environ.get("HTTP_AUTHORIZATION", ""))
+        if token is None:
             return None
         d: Deps = self.extensions["consent_api.deps"]
-        settings: Settings = self.extensions["consent_api.settings"]
+        handover = environ[HANDOVER] = Handover()
         try:
-            who = access.authenticate(d.store, settings, d.clock, token.strip())
+            who = handover.principal = access.authenticate(d, token)
             if self.windows is not None:  # counted here, once, allowed or not
                 over = environ[RATE_COUNTED] = self.windows.hit("cred:" + (who.credential_id or who.kind))
                 if over:
                     return None  # Flask answers the 429
-            tenant_id = who.require_subject(Scope.READ, subject_id)
-            body = answer(d, tenant_id, subject_id, purpose)
-        except Exception:  # every error is Flask's to render (and to log, when unexpected)
+            tenant_id = who.require_subject(Scope.READ, args["subject_id"])
+            body = answer(d, tenant_id, **args)
+        except Exception as exc:  # every error is Flask's to render (and to log, when unexpected)
+            handover.error = exc
             return None
         return who, orjson.dumps(body) + b"\n"

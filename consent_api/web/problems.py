@@ -27,7 +27,7 @@ def problem(status: int, title: str, detail: str, slug: str,
 
 
 def from_error(exc: ConsentApiError) -> Response:
-    headers = dict(getattr(exc, "headers", None) or {})
+    headers = dict(exc.headers)
     if isinstance(exc, Unauthorized):
         headers.setdefault("WWW-Authenticate", "Bearer")  # RFC 9110: a 401 names its scheme
     return problem(exc.status, exc.title, exc.detail, exc.type_slug, exc.errors, headers)

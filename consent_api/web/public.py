@@ -12,11 +12,10 @@ import hashlib
 import json
 from pathlib import Path
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 
-from consent_api.services import public
+from consent_api.services import public, tenants
 from consent_api.services.access import PUBLISHABLE
-from consent_api.services.tenants import get_tenant
 from consent_api.web import schemas
 from consent_api.web.auth import caller
 from consent_api.web.context import deps, idempotency_key, json_body, request_evidence
@@ -29,7 +28,7 @@ CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key"
 
 
 def _config_for(tenant_id: str, locale: str | None) -> dict:
-    tenant = get_tenant(deps().store, tenant_id)
+    tenant = tenants.get_tenant(deps(), tenant_id)
     return public.banner_config(deps(), tenant_id, tenant.name, locale)
 
 
@@ -58,24 +57,13 @@ def record():
 def snippet():
     """The consent banner script; with ?key=pk_… the tenant's config is inlined."""
     bundle = current_app.extensions.setdefault("consent_api.snippet", SNIPPET.read_bytes())
-    tenant_id = _publishable_tenant(request.args.get("key"))
+    tenant_id = tenants.publishable_tenant(deps(), request.args.get("key"))
     if tenant_id is None:
         return _cacheable(bundle, "application/javascript; charset=utf-8", max_age=3600)
     configs = {loc: _config_for(tenant_id, loc) for loc in public.SNIPPET_LOCALES}
     prefix = "window.__CONSENT_CONFIG__=" + json.dumps(configs, separators=(",", ":")) + ";\n"
     return _cacheable(prefix.encode("utf-8") + bundle, "application/javascript; charset=utf-8",
                       max_age=300)
-
-
-def _publishable_tenant(key: str | None) -> str | None:
-    if not key or not key.startswith("pk_"):
-        return None
-    from consent_api.security.apikeys import hash_key
-
-    found = deps().store.find_api_key(hash_key(key))
-    if found is None or found.revoked_at is not None or found.type != "publishable":
-        return None
-    return found.tenant_id
 
 
 def _cacheable(body: bytes, mimetype: str, max_age: int) -> Response:
@@ -108,9 +96,7 @@ def _cors(response: Response) -> Response:
 
 
 def _origin_allowed(origin: str) -> bool:
-    from flask import g
-
     principal = g.get("principal")
     if principal is not None and principal.kind == PUBLISHABLE:
         return origin in principal.origins
-    return deps().store.publishable_origin_known(origin)
+    return tenants.origin_registered(deps(), origin)

@@ -27,10 +27,10 @@ from flask_limiter.errors import RateLimitExceeded
 from limits import RateLimitItem, parse_many
 
 from consent_api.config import Settings
-from consent_api.errors import ConsentApiError
+from consent_api.errors import ConsentApiError, TooManyRequests
 from consent_api.web import docs, ops
 from consent_api.web.auth import caller
-from consent_api.web.problems import problem
+from consent_api.web.problems import from_error
 
 DISABLED = {"", "off", "none", "0", "false"}
 RATE_COUNTED = "consent_api.rate_counted"  # WSGI environ: web/fastreads.py counted this request
@@ -74,9 +74,9 @@ class ProcessWindows:
         return None
 
 
-def _too_many(limit: RateLimitItem | str, retry_after_s: float):
-    return problem(429, "Too many requests", f"rate limit exceeded: {limit}", "rate-limited",
-                   headers={"Retry-After": str(max(1, math.ceil(retry_after_s)))})
+def _too_many(limit: RateLimitItem | str, retry_after_s: float) -> TooManyRequests:
+    return TooManyRequests(f"rate limit exceeded: {limit}",
+                           headers={"Retry-After": str(max(1, math.ceil(retry_after_s)))})
 
 
 def init_app(app: Flask, settings: Settings) -> Limiter | ProcessWindows | None:
@@ -98,7 +98,7 @@ def init_app(app: Flask, settings: Settings) -> Limiter | ProcessWindows | None:
 
     def too_many(exc: RateLimitExceeded):
         current = limiter.current_limit
-        return _too_many(exc.description, current.window.reset_time - time.time() if current else 1)
+        return from_error(_too_many(exc.description, current.window.reset_time - time.time() if current else 1))
 
     app.register_error_handler(RateLimitExceeded, too_many)
     app.extensions["consent_api.limiter"] = limiter
@@ -114,7 +114,8 @@ def _init_process_windows(app: Flask, windows: ProcessWindows) -> ProcessWindows
             return None
         counted = request.environ.get(RATE_COUNTED, False)
         over = windows.hit(rate_key()) if counted is False else counted
-        return _too_many(*over) if over else None
+        if over:
+            raise _too_many(*over)
 
     app.extensions["consent_api.limiter"] = windows
     return windows

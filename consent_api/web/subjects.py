@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
 from flask import Blueprint
 
 from consent_api.domain.clock import format_ts
 from consent_api.domain.model import Scope
 from consent_api.services import consents, links
 from consent_api.services.consents import Decision, Recorded, Submission
+from consent_api.services.deps import Deps
 from consent_api.web import schemas
-from consent_api.web.auth import caller
+from consent_api.web.auth import caller, handed_over_error
 from consent_api.web.context import deps, idempotency_key, json_body, request_evidence
 from consent_api.web.idempotency import idempotent
 from consent_api.web.params import page_args, query_time
@@ -70,21 +75,38 @@ def record_prompts(subject_id: str):
     return {"events": events}, 201
 
 
+def state_body(d: Deps, tenant_id: str, subject_id: str, at: datetime | None = None) -> dict[str, Any]:
+    state = consents.state(d, tenant_id, subject_id, at)
+    return schemas.state_out(state, format_ts(at) if at else None)
+
+
+def purpose_body(d: Deps, tenant_id: str, subject_id: str, purpose: str) -> dict[str, Any]:
+    state = consents.one_purpose(d, tenant_id, subject_id, purpose)
+    return {"purpose": purpose, **schemas.purpose_state_out(state)}
+
+
+# The hot reads, by endpoint: web/fastreads.py answers these from the same functions, for a
+# caller holding Scope.READ on the subject (or its subject token), with the URL's arguments.
+FAST_READS: dict[str, Callable[..., dict[str, Any]]] = {
+    "subjects.get_state": state_body,
+    "subjects.get_purpose_state": purpose_body,
+}
+
+
 @bp.get("/<subject_id>/consents")
 def get_state(subject_id: str):
     """The subject's state now, or at a past moment with ?at=."""
+    handed_over_error()
     tenant_id = caller().require_subject(Scope.READ, subject_id)
-    at = query_time("at")
-    state = consents.state(deps(), tenant_id, subject_id, at)
-    return schemas.state_out(state, format_ts(at) if at else None)
+    return state_body(deps(), tenant_id, subject_id, query_time("at"))
 
 
 @bp.get("/<subject_id>/consents/<purpose>")
 def get_purpose_state(subject_id: str, purpose: str):
     """One purpose of one subject: may I use it now?"""
+    handed_over_error()
     tenant_id = caller().require_subject(Scope.READ, subject_id)
-    state = consents.one_purpose(deps(), tenant_id, subject_id, purpose)
-    return {"purpose": purpose, **schemas.purpose_state_out(state)}
+    return purpose_body(deps(), tenant_id, subject_id, purpose)
 
 
 @bp.get("/<subject_id>/history")

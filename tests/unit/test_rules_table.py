@@ -48,13 +48,13 @@ def test_rule(purpose, steps, at, status, allowed, can_prompt, next_prompt_at):
     clock = FixedClock(T0 - timedelta(hours=1000))
     store = SQLiteStore(":memory:")
     deps = Deps(store, clock, KeyRing(store, clock))
-    tenant, _ = tenants.create_tenant(store, clock, "Rules")
-    catalog.put_purpose(store, tenant.id, "push", purpose_setup(purpose))
-    catalog.publish_policy(store, clock, tenant.id, {"version": "v1", "effective_at": clock()})
+    tenant, _ = tenants.create_tenant(deps, "Rules")
+    catalog.put_purpose(deps, tenant.id, "push", purpose_setup(purpose))
+    catalog.publish_policy(deps, tenant.id, {"version": "v1", "effective_at": clock()})
     parsed = [] if steps == "-" else [s.strip().split("@") for s in steps.split(",")]
     for n, (what, when) in enumerate(parsed):
         if what in ("material", "minor"):
-            catalog.publish_policy(store, clock, tenant.id, {
+            catalog.publish_policy(deps, tenant.id, {
                 "version": f"v{n + 2}", "material": what == "material",
                 "effective_at": T0 + timedelta(hours=float(when.rstrip("h")))})
     for what, when in parsed:

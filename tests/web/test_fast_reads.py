@@ -200,3 +200,25 @@ def test_the_fast_path_reads_the_apps_current_dependencies(world):
         fast = answer(layer, path, headers)
         assert fast == answer(layer.flask_wsgi, path, headers)
     assert b'"status":"expired"' in answer(layer, CHECK.format("analytics_cookies"), headers)[2]
+
+
+@pytest.mark.parametrize("path, token, status, reads", [
+    (CHECK.format("no_such_purpose"), "reader", 404, 1),  # the read raised
+    ("/v1/subjects/nobody/consents", "reader", 404, 1),
+    (CHECK.format("personalized_push"), "auditor", 403, 0),  # the scope check raised
+    (CHECK.format("personalized_push"), "sk_not_a_key", 401, 0),  # authenticating raised
+])
+def test_flask_goes_on_from_what_the_fast_path_learnt(world, monkeypatch, path, token, status, reads):
+    """A request the fast path hands over is authenticated once and read at most once."""
+    from consent_api.services import access, consents
+
+    _, api, tenant = world
+    calls: list[str] = []
+    for module, name in ((access, "authenticate"), (consents, "one_purpose"), (consents, "state")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _real=real, _name=name, **k: (calls.append(_name),
+                                                                                  _real(*a, **k))[1])
+    headers = tenant.roles("u-1").get(token) or bearer(token)
+    assert api.client.get(path, headers=headers).status_code == status
+    assert calls.count("authenticate") == 1
+    assert len(calls) - 1 == reads
