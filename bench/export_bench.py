@@ -151,7 +151,6 @@ def _deps(db: str):
 def phase_http(db: str, tenant_id: str, out: str, fmt: str, until: str | None) -> None:
     """GET /v1/audit/events through the Flask app, reading the streamed body chunk by chunk."""
     from consent_api.config import Settings
-    from consent_api.domain.clock import system_clock
     from consent_api.services import tenants
     from consent_api.web.app import create_app
 

@@ -12,8 +12,9 @@ import multiprocessing
 import random
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
+from bench import bulk
 from consent_api.domain.clock import FixedClock
 from consent_api.domain.ledger import seal
 from consent_api.domain.model import SubjectRecord
@@ -21,7 +22,6 @@ from consent_api.domain.projection import apply_events
 from consent_api.security.signing_keys import KeyRing
 from consent_api.services import catalog, tenants
 from consent_api.services.deps import Deps
-from bench import bulk
 from consent_api.store.sqlite import SQLiteStore
 
 POLICY = "2026-01"

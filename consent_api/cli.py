@@ -15,10 +15,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-from consent_api import __version__
 from typing import TYPE_CHECKING
 
+from consent_api import __version__
 from consent_api.config import Settings, deps_for
 from consent_api.domain.clock import system_clock
 
@@ -307,7 +306,7 @@ def _timestamp(value: str):
     try:
         return parse_ts(value)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an RFC 3339 time such as 2026-03-01T00:00:00Z ({exc})")
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 time such as 2026-03-01T00:00:00Z ({exc})") from exc
 
 
 def _only_tenant(deps: Deps, tenant_id: str | None) -> str:

@@ -72,7 +72,7 @@ class Invalid(ConsentApiError):
     type_slug = "validation"
 
     @classmethod
-    def field(cls, field: str, message: str) -> "Invalid":
+    def field(cls, field: str, message: str) -> Invalid:
         """A rule failure pinned to one request field; the detail repeats the message."""
         return cls(message, errors={field: [message]})
 

@@ -76,7 +76,7 @@ class Verdict:
 
 # --- the manifest ------------------------------------------------------------------------------
 
-def read_manifest(token: str, jwks: dict[str, Any]) -> tuple[dict[str, Any], str]:
+def read_manifest(token: str, jwks: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     """The manifest's payload and kid, once its signature verifies with a key of the JWKS."""
     token = token.strip()
     try:
@@ -143,7 +143,7 @@ def _csv_events(path: Path) -> Iterator[tuple[str, list[dict[str, Any]]]]:
             where = f"row {number}"
             if len(row) != len(EVENT_FIELDS):
                 raise Failure(f"{len(row)} cells where {len(EVENT_FIELDS)} were expected", where)
-            yield where, _csv_candidates(dict(zip(EVENT_FIELDS, row)), where)
+            yield where, _csv_candidates(dict(zip(EVENT_FIELDS, row, strict=True)), where)
 
 
 def _csv_candidates(cells: dict[str, str], where: str) -> list[dict[str, Any]]:

@@ -14,7 +14,6 @@ from consent_api.store.open import open_store
 from consent_api.store.sqlite import SCHEMA_VERSION
 from consent_api.web.app import create_app
 from tests import builders
-from tests.builders import decision
 
 SUBJECTS = 24
 

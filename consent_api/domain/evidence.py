@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from functools import lru_cache
+from typing import Any
 
 
 @lru_cache(maxsize=4096)  # clients repeat; parsing cost ~10 us of every logged request
@@ -28,8 +29,8 @@ def user_agent_sha256(user_agent: str | None) -> str | None:
     return hashlib.sha256(user_agent.encode("utf-8")).hexdigest()
 
 
-def evidence(address: str | None, user_agent: str | None, gpc: bool = False) -> dict:
-    data = {"ip_prefix": ip_prefix(address), "user_agent_sha256": user_agent_sha256(user_agent)}
+def evidence(address: str | None, user_agent: str | None, gpc: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = {"ip_prefix": ip_prefix(address), "user_agent_sha256": user_agent_sha256(user_agent)}
     if gpc:
         data["gpc"] = True
     return data

@@ -152,7 +152,7 @@ class Purpose:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Purpose":
+    def from_dict(cls, data: dict[str, Any]) -> Purpose:
         return cls(
             key=data["key"],
             kind=Kind(data["kind"]),
@@ -190,7 +190,7 @@ class PolicyVersion:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "PolicyVersion":
+    def from_dict(cls, data: dict[str, Any]) -> PolicyVersion:
         return cls(
             version=data["version"],
             effective_at=parse_ts(data["effective_at"]),
@@ -219,7 +219,7 @@ class Vendor:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Vendor":
+    def from_dict(cls, data: dict[str, Any]) -> Vendor:
         return cls(
             key=data["key"],
             name=data["name"],
@@ -259,7 +259,7 @@ class PurposeRecord:
                 if v is not None}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "PurposeRecord":
+    def from_dict(cls, data: dict[str, Any]) -> PurposeRecord:
         return cls(**data)
 
 
@@ -275,7 +275,7 @@ class SubjectRecord:
     purposes: dict[str, PurposeRecord] = field(default_factory=dict)
     updated_at: str | None = None
 
-    def with_changes(self, **changes: Any) -> "SubjectRecord":
+    def with_changes(self, **changes: Any) -> SubjectRecord:
         return replace(self, **changes)
 
     def purposes_json(self) -> dict[str, dict[str, Any]]:

@@ -108,6 +108,7 @@ def _status(
         return Status.WITHDRAWN, None
     expires_at = None
     if purpose.validity_days is not None:
+        assert record.decided_at is not None  # a decision has its time
         expires_at = parse_ts(record.decided_at) + timedelta(days=purpose.validity_days)
         if now >= expires_at:
             return Status.EXPIRED, expires_at
@@ -123,10 +124,10 @@ def _prompting(
     if status == Status.GRANTED:
         return False, None
     starts = []
-    if record.action in (Action.DENY, Action.WITHDRAW):
+    if record.action in (Action.DENY, Action.WITHDRAW) and record.decided_at is not None:
         starts.append(parse_ts(record.decided_at))
     if record.prompted_at and not (
-        record.action == Action.GRANT and record.decided_at >= record.prompted_at
+        record.action == Action.GRANT and (record.decided_at or "") >= record.prompted_at
     ):
         starts.append(parse_ts(record.prompted_at))
     if not starts:

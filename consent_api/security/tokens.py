@@ -8,8 +8,9 @@ its ``kid``, so ``alg: none`` and an HS256 token forged with a public key both f
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 import jwt
 from jwt.algorithms import get_default_algorithms
@@ -51,7 +52,7 @@ def normalise_public_key(alg: str, material: str | dict) -> str:
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
     key = load_public_key(alg, material)
-    expected = {"RS256": rsa.RSAPublicKey, "ES256": ec.EllipticCurvePublicKey,
+    expected: type[Any] = {"RS256": rsa.RSAPublicKey, "ES256": ec.EllipticCurvePublicKey,
                 "EdDSA": ed25519.Ed25519PublicKey}[alg]
     if not isinstance(key, expected):
         raise Invalid.field("public_key", f"a private or non-{alg} key was given; send the public key")
@@ -90,6 +91,7 @@ def verify_subject_token(
     numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (iat, exp))
     if not isinstance(claims.get("sub"), str) or not numbers:
         raise Unauthorized("invalid subject token: sub must be a string, iat and exp numbers")
+    assert iat is not None and exp is not None  # numbers, as checked above
     t = now.timestamp()
     if exp <= t - leeway_s:
         raise Unauthorized("subject token expired")

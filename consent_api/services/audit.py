@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO
 
-
 import orjson
 
 from consent_api.domain.clock import format_ts

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from consent_api.domain.clock import Clock, format_ts
+from consent_api.domain.clock import format_ts
 from consent_api.domain.model import POLICY_VERSION, PURPOSE_KEY, PolicyVersion, Purpose, Vendor
 from consent_api.errors import Invalid, NotFound
-from consent_api.services.pages import Page, slice_page
 from consent_api.services.deps import Deps
+from consent_api.services.pages import Page, slice_page
 
 CONSENT_MODE_SIGNALS = ("ad_storage", "analytics_storage", "ad_user_data", "ad_personalization")
 

@@ -21,7 +21,6 @@ from consent_api.domain.model import (
     AgeBand,
     Kind,
     Purpose,
-    Status,
     SubjectRecord,
 )
 from consent_api.domain.projection import project

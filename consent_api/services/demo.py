@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timezone
 from typing import Any
 
-from consent_api.domain.clock import Clock
 from consent_api.domain.model import Scope
 from consent_api.errors import Conflict
 from consent_api.services import catalog, tenants
-from consent_api.services.tenants import IssuedKey
 from consent_api.services.deps import Deps
+from consent_api.services.tenants import IssuedKey
 
 DEMO_TENANT_NAME = "Demo app"
 DEMO_ORIGINS = ("http://localhost:8000", "http://127.0.0.1:8000")
@@ -57,7 +57,8 @@ PURPOSES: dict[str, dict[str, Any]] = {
     "phone_number": {
         "kind": "device_permission",
         "title": {"zh-CN": "手机号码", "en": "Phone number"},
-        "description": {"zh-CN": "用于一键登录与账号安全验证。", "en": "For one-tap sign-in and account security checks."},
+        "description": {"zh-CN": "用于一键登录与账号安全验证。",
+                        "en": "For one-tap sign-in and account security checks."},
     },
     "marketing_sms": {
         "kind": "marketing", "reprompt_after_hours": 48,
@@ -68,7 +69,8 @@ PURPOSES: dict[str, dict[str, Any]] = {
     "marketing_email": {
         "kind": "marketing",
         "title": {"zh-CN": "营销邮件", "en": "Marketing e-mail"},
-        "description": {"zh-CN": "向您发送活动与新品邮件，可随时退订。", "en": "News and offers by e-mail; unsubscribe any time."},
+        "description": {"zh-CN": "向您发送活动与新品邮件，可随时退订。",
+                        "en": "News and offers by e-mail; unsubscribe any time."},
     },
     "analytics_cookies": {
         "kind": "cookie", "validity_days": 365, "consent_mode": ["analytics_storage"],
@@ -135,14 +137,12 @@ def seed_demo(deps: Deps, origins: tuple[str, ...] = DEMO_ORIGINS
         catalog.put_vendor(deps, tenant_id, key, vendor)
     for key, purpose in PURPOSES.items():
         catalog.put_purpose(deps, tenant_id, key, purpose)
-    try:
+    with contextlib.suppress(Conflict):  # published by an earlier run
         catalog.publish_policy(deps, tenant_id, {
             "version": DEMO_POLICY, "effective_at": datetime(2026, 1, 1, tzinfo=timezone.utc),
             "url": "https://example.com/privacy/2026-01", "material": True,
             "summary": {"zh-CN": "首次发布的隐私政策。", "en": "First published privacy policy."},
         })
-    except Conflict:
-        pass
     publishable = tenants.issue_key(deps, tenant_id, name="web banner", type="publishable",
                                     origins=list(origins))
     return tenant_id, admin, publishable, created

@@ -29,10 +29,10 @@ from consent_api.errors import Invalid
 from consent_api.services.consents import (
     Recorded,
     Submission,
+    check_subject_id,
     commit_events,
     draft_event,
     purposes_by_key,
-    check_subject_id,
 )
 from consent_api.services.deps import Deps
 from consent_api.services.public import ANONYMOUS_PREFIX

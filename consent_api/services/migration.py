@@ -183,12 +183,12 @@ def verify_copy(source: Store, target: Store, limit: int = 1000) -> Verdict:
         verdict.tenants += 1
         if target.get_tenant(tid) != tenant:
             differs(f"tenant {tid}: missing or different at the target")
-        for name, read in (("purposes", lambda s: s.list_purposes(tid)),
-                           ("policies", lambda s: s.list_policies(tid)),
-                           ("vendors", lambda s: s.list_vendors(tid)),
-                           ("API keys", lambda s: list(_pages(lambda a: s.list_api_keys(tid, a, 500),
-                                                              lambda k: k.id))),
-                           ("subject-token keys", lambda s: s.list_subject_token_keys(tid))):
+        for name, read in (("purposes", lambda s, tid=tid: s.list_purposes(tid)),
+                           ("policies", lambda s, tid=tid: s.list_policies(tid)),
+                           ("vendors", lambda s, tid=tid: s.list_vendors(tid)),
+                           ("API keys", lambda s, tid=tid: list(_pages(lambda a: s.list_api_keys(tid, a, 500),
+                                                                       lambda k: k.id))),
+                           ("subject-token keys", lambda s, tid=tid: s.list_subject_token_keys(tid))):
             if read(source) != read(target):
                 differs(f"tenant {tid}: {name} differ")
         for ref, mine, theirs in _merge(source.iter_chains(tid), target.iter_chains(tid),
@@ -198,13 +198,13 @@ def verify_copy(source: Store, target: Store, limit: int = 1000) -> Verdict:
                 verdict.events += mine.events
             if mine != theirs:
                 differs(f"tenant {tid}: chain {ref}: source {_head(mine)}, target {_head(theirs)}")
-        for sid, mine, theirs in _merge(source.iter_subjects(tid), target.iter_subjects(tid),
-                                        lambda r: r.subject_id):
-            if mine is not None:
+        for sid, at_source, at_target in _merge(source.iter_subjects(tid), target.iter_subjects(tid),
+                                                lambda r: r.subject_id):
+            if at_source is not None:
                 verdict.subjects += 1
-            if _record_head(mine) != _record_head(theirs):
-                differs(f"tenant {tid}: subject {sid}: source {_record_head(mine)}, "
-                        f"target {_record_head(theirs)}")
+            if _record_head(at_source) != _record_head(at_target):
+                differs(f"tenant {tid}: subject {sid}: source {_record_head(at_source)}, "
+                        f"target {_record_head(at_target)}")
     there = {k["kid"]: k for k in target.list_signing_keys()}
     for key in source.list_signing_keys():
         if there.get(key["kid"]) != key:
@@ -216,13 +216,14 @@ def _merge(left: Iterator[T], right: Iterator[T], key: Callable[[T], str]) -> It
     """Walk two streams sorted by key together: (key, left item or None, right item or None)."""
     a, b = next(left, None), next(right, None)
     while a is not None or b is not None:
-        if b is None or (a is not None and key(a) < key(b)):
+        if a is not None and (b is None or key(a) < key(b)):
             yield key(a), a, None
             a = next(left, None)
-        elif a is None or key(b) < key(a):
+        elif b is not None and (a is None or key(b) < key(a)):
             yield key(b), None, b
             b = next(right, None)
         else:
+            assert a is not None and b is not None
             yield key(a), a, b
             a, b = next(left, None), next(right, None)
 

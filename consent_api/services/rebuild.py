@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from consent_api.domain.ledger import verify_chain
 from consent_api.domain.projection import project
@@ -20,12 +20,8 @@ class Difference:
 @dataclass
 class RebuildReport:
     subjects: int = 0
-    differences: list[Difference] | None = None
-    broken_chains: list[str] | None = None
-
-    def __post_init__(self) -> None:
-        self.differences = self.differences or []
-        self.broken_chains = self.broken_chains or []
+    differences: list[Difference] = field(default_factory=list)
+    broken_chains: list[str] = field(default_factory=list)
 
 
 def rebuild_state(store: Store, *, fix: bool = True,

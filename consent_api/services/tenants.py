@@ -7,12 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from consent_api.domain.clock import Clock
 from consent_api.domain.model import ApiKey, Scope, SubjectTokenKey, Tenant
 from consent_api.errors import Invalid, NotFound
 from consent_api.security import apikeys, tokens
-from consent_api.services.pages import Page, check_limit, decode_cursor, encode_cursor
 from consent_api.services.deps import Deps
+from consent_api.services.pages import Page, check_limit, decode_cursor, encode_cursor
 
 SCOPES = tuple(str(s) for s in Scope)
 

@@ -45,8 +45,8 @@ from pymongo.errors import (
 )
 from pymongo.write_concern import WriteConcern
 
-from consent_api.domain.clock import format_ts, parse_ts
 from consent_api.domain.appending import Reseal, Sealed, Stored
+from consent_api.domain.clock import format_ts, parse_ts
 from consent_api.domain.ledger import ZERO_HASH
 from consent_api.domain.model import (
     Action,
@@ -64,7 +64,6 @@ from consent_api.errors import Conflict, Unavailable
 from consent_api.store import records
 from consent_api.store.port import (
     IDEMPOTENCY_TTL,
-    Appended,
     Chain,
     ExportFilter,
     IdempotencyRecord,
@@ -156,7 +155,7 @@ def _wrap_errors(method: Callable, *, ready: bool = False) -> Callable:
     ready=True, first make sure the indexes exist (see MongoStore._ready)."""
     if inspect.isgeneratorfunction(method):
         @functools.wraps(method)
-        def generator(self: "MongoStore", *args: Any, **kwargs: Any) -> Iterator[Any]:
+        def generator(self: MongoStore, *args: Any, **kwargs: Any) -> Iterator[Any]:
             try:
                 if ready:
                     self._ready()
@@ -166,7 +165,7 @@ def _wrap_errors(method: Callable, *, ready: bool = False) -> Callable:
         return generator
 
     @functools.wraps(method)
-    def wrapper(self: "MongoStore", *args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: MongoStore, *args: Any, **kwargs: Any) -> Any:
         try:
             if ready:
                 self._ready()

@@ -17,6 +17,7 @@ from typing import Any
 import mongomock
 from mongomock.collection import Cursor
 from mongomock.results import InsertManyResult
+from pymongo.errors import BulkWriteError
 
 
 def atomic_client(client: mongomock.MongoClient) -> Any:
@@ -67,7 +68,7 @@ class _SerialisedCollection(_Serialised):
                 with self._lock:
                     ids.append(self._target.insert_one(document, **kwargs).inserted_id)
             except mongomock.DuplicateKeyError as exc:
-                raise mongomock.BulkWriteError({
+                raise BulkWriteError({
                     "writeErrors": [{"index": index, "code": 11000, "errmsg": str(exc), "op": document}],
                     "writeConcernErrors": [], "nInserted": index, "nUpserted": 0, "nMatched": 0,
                     "nModified": 0, "nRemoved": 0, "upserted": [],

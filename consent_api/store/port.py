@@ -302,5 +302,5 @@ class Store(abc.ABC):
         """Create or upgrade what the store needs (idempotent); one line per step taken."""
         return []
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: an adapter holding nothing has nothing to release
         """Release connections."""

@@ -123,7 +123,7 @@ def new_in_chain(events: Sequence[dict[str, Any]], head_seq: int, head_hash: str
     Hashes are not recomputed: an import copies evidence verbatim, tampering included, and
     rebuild-state reports a broken chain wherever it is stored."""
     new = [e for e in events if e["seq"] > head_seq]
-    seq, prev = head_seq, head_hash
+    seq, prev = head_seq, head_hash  # type: tuple[int, str | None]
     for event in new:
         if event["seq"] != seq + 1 or event.get("prev_hash") != prev:
             raise Conflict(f"chain {event.get('subject_ref')}: seq {event['seq']} does not continue "

@@ -50,7 +50,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, store: Stor
     requestlog.install(settings.log_level)
 
     store = store or open_store(settings.database_url, MongoOptions(**settings.mongo_options()))
-    store = metrics.TimedStore(store)
+    store = metrics.timed(store)
     clock = clock or system_clock
     deps = deps_for(settings, store, clock)
     try:
@@ -70,7 +70,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, store: Stor
     wsgi = app.wsgi_app
     if limiter is None or isinstance(limiter, ratelimit.ProcessWindows):  # else flask-limiter counts
         wsgi = FastReads(wsgi, app.extensions, app.url_map, limiter)
-    app.wsgi_app = DefaultHeaders(wsgi, {**SECURITY_HEADERS, "Cache-Control": "no-store"})
+    app.wsgi_app = DefaultHeaders(wsgi, {**SECURITY_HEADERS, "Cache-Control": "no-store"})  # type: ignore[method-assign]
     return app
 
 

@@ -75,11 +75,13 @@ class FastReads:
         for pattern, rule, answer in self.routes:
             match = pattern.match(path)
             if match is not None:
-                break
-        else:
-            return self.flask_wsgi(environ, start_response)
+                return self._serve(environ, start_response, rule, answer, match.groupdict())
+        return self.flask_wsgi(environ, start_response)
+
+    def _serve(self, environ: dict[str, Any], start_response: Callable, rule: str, answer: Answer,
+               args: dict[str, str]) -> Iterable[bytes]:
         started = time.perf_counter()
-        answered = self._answer(environ, answer, match.groupdict())
+        answered = self._answer(environ, answer, args)
         if answered is None:
             return self.flask_wsgi(environ, start_response)
         who, body = answered

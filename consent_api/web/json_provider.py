@@ -5,11 +5,12 @@ serialising was the largest single cost of a consent check. Anything orjson does
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from flask import Response
 from flask.json.provider import DefaultJSONProvider
+from werkzeug.sansio.response import Response as BaseResponse
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
 
@@ -18,7 +19,7 @@ class OrjsonProvider(DefaultJSONProvider):
     ensure_ascii = False
     sort_keys = False
 
-    def response(self, *args: Any, **kwargs: Any) -> Response:
+    def response(self, *args: Any, **kwargs: Any) -> BaseResponse:
         pretty = (self.compact is None and self._app.debug) or self.compact is False
         if pretty or self.ensure_ascii:
             return super().response(*args, **kwargs)
@@ -28,4 +29,5 @@ class OrjsonProvider(DefaultJSONProvider):
             body = orjson.dumps(obj, default=self.default, option=option)
         except TypeError:  # orjson.JSONEncodeError: e.g. an int beyond 64 bits
             return super().response(*args, **kwargs)
-        return self._app.response_class(body + b"\n", mimetype=self.mimetype)
+        response_class = cast(type[Response], self._app.response_class)  # Flask's, or the app's subclass
+        return response_class(body + b"\n", mimetype=self.mimetype)

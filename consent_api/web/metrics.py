@@ -29,6 +29,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from consent_api.store.port import Store
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 UNMATCHED = "<unmatched>"  # 404s and 405s: no rule matched, so no template to name
 
@@ -52,26 +54,48 @@ STORE_ERRORS = Counter("consent_api_store_errors_total", "Store operations that 
                        ["operation", "error"])
 
 
-class TimedStore:
+class TimedStore(Store):
     """A Store whose every public method is timed into STORE_SECONDS; appends count DECISIONS.
 
-    A proxy rather than a Store subclass, so methods added to the port are timed without
-    being listed here, and the services never see prometheus."""
+    A Store that forwards to another rather than a subclass of each adapter, so the services
+    never see prometheus; the forwarders are made below from the port's own list of methods,
+    so a method added to the port is timed without being listed here."""
 
-    def __init__(self, store: Any):
+    def __init__(self, store: Store):
         self._store = store
 
     @property
-    def inner(self) -> Any:
+    def inner(self) -> Store:
         return self._store
 
-    def __getattr__(self, name: str) -> Any:
+    def _timed(self, name: str) -> Callable[..., Any]:
         attr = getattr(self._store, name)
-        if name.startswith("_") or not inspect.ismethod(attr):
-            return attr
         timed = _timed_stream(name, attr) if inspect.isgeneratorfunction(attr) else _timed_call(name, attr)
-        self.__dict__[name] = timed  # built once per method
+        self.__dict__[name] = timed  # built once per method; from now on found before the forwarder
         return timed
+
+    def __getattr__(self, name: str) -> Any:
+        """What the adapter has beyond the port (path, schema_version, db, shard …), as it is."""
+        return getattr(self._store, name)
+
+
+def _forwarder(name: str) -> Callable[..., Any]:
+    def forward(self: TimedStore, *args: Any, **kwargs: Any) -> Any:
+        return self._timed(name)(*args, **kwargs)
+
+    forward.__name__ = forward.__qualname__ = name
+    return forward
+
+
+for _name in [n for n, v in vars(Store).items() if not n.startswith("_") and inspect.isfunction(v)]:
+    setattr(TimedStore, _name, _forwarder(_name))
+TimedStore.__abstractmethods__ = frozenset()
+del _name
+
+
+def timed(store: Store) -> Store:
+    """store, every port method timed."""
+    return TimedStore(store)  # type: ignore[abstract]  # the forwarders above implement every method
 
 
 def _timed_call(name: str, method: Callable) -> Callable:

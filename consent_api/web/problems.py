@@ -37,7 +37,8 @@ def _from_http(exc: HTTPException) -> Response:
     code = exc.code or 500
     if code == PayloadTooLarge.status:
         # werkzeug's own 413 (MAX_CONTENT_LENGTH hit while reading) answers like ours
-        return from_error(PayloadTooLarge(f"request bodies are limited to {current_app.config['MAX_CONTENT_LENGTH']} bytes"))
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        return from_error(PayloadTooLarge(f"request bodies are limited to {limit} bytes"))
     slug = (exc.name or "error").lower().replace(" ", "-")
     response = problem(code, exc.name or "Error", exc.description or exc.name or "", slug)
     if code == 405 and exc.response is None:

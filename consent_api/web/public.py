@@ -68,10 +68,8 @@ def snippet():
 
 def _cacheable(body: bytes, mimetype: str, max_age: int) -> Response:
     etag = hashlib.sha256(body).hexdigest()[:32]
-    if etag in request.if_none_match:
-        response = Response(status=304)
-    else:
-        response = Response(body, mimetype=mimetype)
+    fresh = etag in request.if_none_match
+    response = Response(status=304) if fresh else Response(body, mimetype=mimetype)
     response.set_etag(etag)
     response.headers["Cache-Control"] = f"public, max-age={max_age}"
     response.vary.update(("Authorization", "Origin"))

@@ -7,10 +7,11 @@ documentation are exempt.
 
 Counters live in ``CONSENT_RATE_LIMIT_STORAGE``, any ``limits`` storage URI. The default,
 ``memory://``, counts per worker process (in ``ProcessWindows``: flask-limiter's per-request
-machinery over the same windows cost ~300 us of a ~400 us consent check), so with W workers a credential can reach up to W times
-the limit; that is the price of keeping the embedded (SQLite) deployment's hot read path free of
-a shared write per request (a counter in the SQLite file would turn every "may I?" read into a
-write transaction contending with the ledger's writers). Deployments that need one exact
+machinery over the same windows cost ~300 us of a ~400 us consent check), so with W workers a
+credential can reach up to W times the limit; that is the price of keeping the embedded
+(SQLite) deployment's hot read path free of a shared write per request (a counter in the
+SQLite file would turn every "may I?" read into a write transaction contending with the
+ledger's writers). Deployments that need one exact
 counter across processes or machines point it at ``mongodb://...`` (the same cluster as the
 store works) or ``redis://...``.
 """

@@ -13,7 +13,6 @@ from consent_api.domain.model import Action, PurposeRecord, SubjectRecord
 from consent_api.domain.projection import project
 from consent_api.errors import Conflict
 from consent_api.store.port import Chain, ExportCursor, ExportFilter
-
 from tests.store.drafts import (
     api_key,
     append,

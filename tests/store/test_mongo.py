@@ -20,7 +20,7 @@ from consent_api.errors import Unavailable
 from consent_api.store.mongo import INDEXES, SHARD_KEYS, UNSHARDED, MongoStore
 from consent_api.store.open import MongoOptions, open_store
 from consent_api.store.port import ExportFilter
-from tests.store.drafts import append, at, draft, fresh
+from tests.store.drafts import append, draft, fresh
 
 
 class WriterDied(Exception):
@@ -436,13 +436,13 @@ class Unreachable:
 class UnreachableMidway:
     """An events collection whose cursor breaks while the export streams."""
 
-    def find(self, *args: Any, **kwargs: Any) -> "UnreachableMidway":
+    def find(self, *args: Any, **kwargs: Any) -> UnreachableMidway:
         return self
 
-    def sort(self, *args: Any) -> "UnreachableMidway":
+    def sort(self, *args: Any) -> UnreachableMidway:
         return self
 
-    def batch_size(self, size: int) -> "UnreachableMidway":
+    def batch_size(self, size: int) -> UnreachableMidway:
         return self
 
     def __iter__(self):

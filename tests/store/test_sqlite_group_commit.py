@@ -13,10 +13,10 @@ import pytest
 
 from consent_api.domain.ledger import verify_chain
 from consent_api.errors import Invalid, Unavailable
-from consent_api.store.sqlite.group_commit import Checkpointer, GroupCommit, WriteLock
 from consent_api.store.port import ExportFilter
 from consent_api.store.sqlite import SQLiteStore
-from tests.store.drafts import append, draft, plan_of, tenant
+from consent_api.store.sqlite.group_commit import Checkpointer, GroupCommit, WriteLock
+from tests.store.drafts import append, draft, tenant
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 from cryptography.hazmat.primitives.asymmetric import ec
-
 from jwt.algorithms import ECAlgorithm
+
 from tests.support.openapi_contract import spec
 from tests.support.world import ORIGIN, POLICY, decisions
 

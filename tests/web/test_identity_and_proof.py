@@ -2,6 +2,7 @@
 
 import base64
 import json
+
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -9,7 +10,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from consent_api.domain.ledger import verify_chain
 from tests.builders import decision
-
 
 NOW = 1772352000  # 2026-03-01T08:00:00Z, the fixed clock of tests/conftest.py
 

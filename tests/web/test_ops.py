@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import mongomock
-import pytest
 from prometheus_client import REGISTRY
 from pymongo.errors import ServerSelectionTimeoutError
 

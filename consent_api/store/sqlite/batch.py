@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from consent_api.domain.appending import Reseal, Sealed, Stored
-from consent_api.domain.projection import DECISIONS
 from consent_api.domain.model import SubjectRecord
+from consent_api.domain.projection import DECISIONS
 from consent_api.store.sqlite.group_commit import Failed
 from consent_api.store.sqlite.rows import (
     GRANT,

@@ -16,7 +16,6 @@ import os
 import sqlite3
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 
 from consent_api.errors import Unavailable
 from consent_api.store.sqlite import batch
-from consent_api.store.sqlite.group_commit import Checkpointer, GroupCommit, WriteLock
+from consent_api.store.sqlite.group_commit import Checkpointer, GroupCommit, WriteLock, in_forked_child
 
 PAGE_SIZE = 8192
 # Reads through a memory map of the file (SQLite's maximum, 2 GiB) instead of a read() and a
@@ -87,8 +86,7 @@ class Database:
             self._writer = GroupCommit(self._writer_connection, batch.apply, translate, self._write_lock,
                                        self._sync_wal)
             self._checkpointer = Checkpointer(self._connect, self._write_lock)
-            ref = weakref.ref(self)  # a connection must never cross a fork (SQLite's rule)
-            os.register_at_fork(after_in_child=lambda: (me := ref()) is not None and me._forget_connections())
+            in_forked_child(self._forget_connections)  # a connection must never cross a fork (SQLite's rule)
 
     def _forget_connections(self) -> None:
         self._local = threading.local()

@@ -46,6 +46,18 @@ class Failed:
 Apply = Callable[[Any, list[Any]], list[Any]]  # (conn, payloads) -> one outcome per payload
 
 
+def in_forked_child(reset: Callable[[], None]) -> None:
+    """Call the bound method reset in a forked child, for as long as its object lives."""
+    ref = weakref.WeakMethod(reset)
+
+    def after_fork() -> None:
+        method = ref()
+        if method is not None:
+            method()
+
+    os.register_at_fork(after_in_child=after_fork)
+
+
 class WriteLock:
     """Exclusive across the threads and the processes that share a database: a thread lock, then
     flock(2) on a lock file next to the database. flock hands the lock over the moment its holder
@@ -55,8 +67,7 @@ class WriteLock:
     def __init__(self, path: str):
         self._path = path
         self._reset()
-        ref = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: (me := ref()) is not None and me._reset())
+        in_forked_child(self._reset)
 
     def _reset(self) -> None:
         # flock belongs to an open file description, which a forked child shares: reopen there
@@ -75,6 +86,7 @@ class WriteLock:
 
     def __exit__(self, *exc: object) -> None:
         try:
+            assert self._fd is not None
             fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self._thread_lock.release()
@@ -117,8 +129,7 @@ class GroupCommit:
         self._lock = lock
         self._sync = sync
         self._reset()
-        ref = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: (me := ref()) is not None and me._reset())
+        in_forked_child(self._reset)
 
     def _reset(self) -> None:
         """Fresh queues and no threads: at start, and in a forked child (threads do not survive a fork)."""
@@ -202,13 +213,13 @@ class GroupCommit:
                     jobs, stop = self._take()
                 outcomes = [Failed(self._translate(exc))] * len(jobs)
                 conn = self._recover(conn)
-                for job, outcome in zip(jobs, outcomes):  # nothing committed: answer at once
+                for job, outcome in zip(jobs, outcomes, strict=True):  # nothing committed: answer at once
                     job.outcome = outcome
                     job.done.set()
                 jobs = []
             if jobs:
                 with self._synced:
-                    self._committed.extend(zip(jobs, outcomes))
+                    self._committed.extend(zip(jobs, outcomes, strict=True))
                     self._synced.notify()
             if stop:
                 if conn is not None:
@@ -245,7 +256,7 @@ class GroupCommit:
                 if remaining <= 0:
                     break
                 self._cond.wait(remaining)
-            batch = []
+            batch: list[_Job] = []
             while self._queue and len(batch) < MAX_BATCH:
                 batch.append(self._queue.popleft())
         return [job for job in batch if job is not _STOP], _STOP in batch

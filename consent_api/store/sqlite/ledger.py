@@ -123,7 +123,7 @@ class Ledger(Database):
 
     @staticmethod
     def _export_where(tenant_id: str, flt: ExportFilter) -> tuple[str, list[Any]]:
-        where, args = ["e.tenant_id = ?"], [tenant_id]
+        where, args = ["e.tenant_id = ?"], [tenant_id]  # type: tuple[list[str], list[Any]]
         if flt.since:
             where.append("e.recorded_at >= ?")
             args.append(flt.since)
