@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from consent_api import __version__
 from consent_api.config import Settings, deps_for
 from consent_api.domain.clock import system_clock
+from consent_api.domain.model import Scope
 
 if TYPE_CHECKING:
     from consent_api.services.deps import Deps
@@ -400,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     kc.add_argument("--name", required=True)
     kc.add_argument("--type", choices=["secret", "publishable"], default="secret")
     kc.add_argument("--scope", action="append",
-                    choices=["admin", "consents:write", "consents:read", "audit:read"],
+                    choices=[str(s) for s in Scope],
                     help="repeat for several scopes (secret keys)")
     kc.add_argument("--origin", action="append", help="repeat for several origins (publishable keys)")
     kc.set_defaults(func=cmd_key_create)

@@ -20,6 +20,9 @@ PURPOSE_KEY = re.compile(r"^[a-z][a-z0-9_.-]{0,63}\Z")
 # 5.2.4), so such a subject or version could be written (percent-encoded) but never read back.
 POLICY_VERSION = re.compile(r"^(?!\.{1,2}\Z)[A-Za-z0-9._-]{1,64}\Z")
 SUBJECT_ID = re.compile(r"^(?!\.{1,2}\Z)[A-Za-z0-9._:@+-]{1,128}\Z")
+# A web visitor's first-party subject id (client_js makes them): the prefix, then subject-id characters.
+ANONYMOUS_PREFIX = "anon-"
+ANONYMOUS_ID = re.compile(r"^anon-[A-Za-z0-9._:@+-]{1,123}\Z")
 DEFAULT_REPROMPT_HOURS = 48.0
 
 

@@ -1,4 +1,4 @@
-"""Every JWT of consent_api, and the only module that imports jwt.
+"""Every JWT the service signs or accepts (verify.py, the offline verifier, is the other module that imports jwt).
 
 Algorithms are always pinned: the service's own tokens use the algorithm of the signing
 key named by ``kid``; a subject token is verified only with the algorithm registered for

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from consent_api.domain.clock import parse_ts
-from consent_api.domain.model import Action, AgeBand, SubjectRecord
+from consent_api.domain.model import ANONYMOUS_PREFIX, Action, AgeBand, SubjectRecord
 from consent_api.domain.projection import DECISIONS
 from consent_api.domain.status import Policies, decision_action
 from consent_api.errors import Invalid
@@ -35,7 +35,6 @@ from consent_api.services.consents import (
     purposes_by_key,
 )
 from consent_api.services.deps import Deps
-from consent_api.services.public import ANONYMOUS_PREFIX
 
 LINK_POINT = "link:"
 FIELD = "anonymous_subject_id"

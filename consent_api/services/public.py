@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from consent_api.domain.clock import format_ts
+from consent_api.domain.model import ANONYMOUS_PREFIX
 from consent_api.domain.status import Policies
 from consent_api.errors import Invalid
 from consent_api.services import consents
@@ -13,7 +14,6 @@ from consent_api.services.consents import Decision, Recorded, Submission
 from consent_api.services.deps import Deps
 
 SNIPPET_LOCALES = ("en", "zh-CN")
-ANONYMOUS_PREFIX = "anon-"
 
 
 def resolve_locale(requested: str | None) -> str:

@@ -1,8 +1,4 @@
-"""Request schemas (``...In``) validate and parse; response shapers (``..._out``) serialise.
-
-Input is strict: unknown fields are refused, booleans must be JSON booleans, numbers must be
-JSON numbers. Responses are shaped by plain functions because the read path is hot.
-"""
+"""Request schemas (``...In``): strict validation and parsing; ``load`` turns a failure into 422."""
 
 from __future__ import annotations
 
@@ -10,65 +6,31 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from consent_api.domain.clock import format_ts, parse_rfc3339
 from consent_api.domain.model import (
     POLICY_VERSION,
     PURPOSE_KEY,
     ActorType,
     AgeBand,
-    ApiKey,
     Channel,
     Kind,
     OsPermission,
-    PolicyVersion,
-    Purpose,
     Scope,
-    SubjectTokenKey,
-    Vendor,
 )
-from consent_api.domain.status import PurposeState, SubjectState
 from consent_api.errors import Invalid
+from consent_api.security.tokens import SUBJECT_TOKEN_ALGS
 from consent_api.services.catalog import CONSENT_MODE_SIGNALS
-from consent_api.services.pages import Page
-
-
-class StrictBoolean(fields.Boolean):
-    def _deserialize(self, value, attr, data, **kwargs):
-        if type(value) is not bool:
-            raise self.make_error("invalid")
-        return value
-
-
-class StrictFloat(fields.Float):
-    def _deserialize(self, value, attr, data, **kwargs):
-        if type(value) not in (int, float):
-            raise self.make_error("invalid")
-        return super()._deserialize(value, attr, data, **kwargs)
-
-
-class Timestamp(fields.Field):
-    """RFC 3339 with an offset, as an aware UTC datetime (marshmallow's ISO parsing is laxer)."""
-
-    default_error_messages = {"invalid": "Not a valid datetime."}
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if not isinstance(value, str):
-            raise self.make_error("invalid")
-        try:
-            return parse_rfc3339(value)
-        except ValueError as exc:
-            raise ValidationError(str(exc)) from exc
-
-
-def _one_of(enum) -> validate.OneOf:
-    return validate.OneOf([str(e) for e in enum])
-
-
-Text = fields.String(validate=validate.Length(min=1, max=2000))
-Locale = fields.String(validate=validate.Regexp(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*\Z"))
-LocalizedText = fields.Dict(keys=Locale, values=fields.String(validate=validate.Length(max=4000)))
-Sha256 = fields.String(validate=validate.Regexp(r"^[0-9a-f]{64}\Z"), allow_none=True)
-Url = fields.Url(schemes={"http", "https"}, require_tld=False, allow_none=True)
+from consent_api.web.schemas.fields import (
+    Locale,
+    LocalizedText,
+    Sha256,
+    ShownLocale,
+    StrictBoolean,
+    StrictFloat,
+    Timestamp,
+    Url,
+    anonymous_id,
+    one_of,
+)
 
 
 class TenantIn(Schema):
@@ -78,14 +40,14 @@ class TenantIn(Schema):
 class KeyIn(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     type = fields.String(load_default="secret", validate=validate.OneOf(["secret", "publishable"]))
-    scopes = fields.List(fields.String(validate=_one_of(Scope)), load_default=list,
+    scopes = fields.List(fields.String(validate=one_of(Scope)), load_default=list,
                          validate=validate.Length(max=10))
     origins = fields.List(fields.String(validate=validate.Length(min=1, max=300)), load_default=list,
                           validate=validate.Length(max=50))
 
 
 class SubjectTokenKeyIn(Schema):
-    alg = fields.String(required=True, validate=validate.OneOf(["HS256", "RS256", "ES256", "EdDSA"]))
+    alg = fields.String(required=True, validate=validate.OneOf(SUBJECT_TOKEN_ALGS))
     public_key = fields.Raw(load_default=None, allow_none=True)
 
     @validates_schema
@@ -98,7 +60,7 @@ class SubjectTokenKeyIn(Schema):
 
 
 class PurposeIn(Schema):
-    kind = fields.String(required=True, validate=_one_of(Kind))
+    kind = fields.String(required=True, validate=one_of(Kind))
     title = fields.Dict(keys=Locale, values=fields.String(validate=validate.Length(min=1, max=300)),
                         required=True, validate=validate.Length(min=1))
     description = LocalizedText
@@ -135,14 +97,14 @@ class VendorIn(Schema):
 
 
 class SourceIn(Schema):
-    channel = fields.String(required=True, validate=_one_of(Channel))
+    channel = fields.String(required=True, validate=one_of(Channel))
     collection_point = fields.String(allow_none=True, validate=validate.Length(max=200))
     ui_text_sha256 = Sha256
     sdk_version = fields.String(allow_none=True, validate=validate.Length(max=64))
 
 
 class ActorIn(Schema):
-    type = fields.String(load_default=str(ActorType.SELF), validate=_one_of(ActorType))
+    type = fields.String(load_default=str(ActorType.SELF), validate=one_of(ActorType))
     id = fields.String(allow_none=True, validate=validate.Length(min=1, max=200))
     reason = fields.String(allow_none=True, validate=validate.Length(max=500))
 
@@ -159,7 +121,7 @@ class DecisionIn(Schema):
     purpose = fields.String(required=True, validate=validate.Regexp(PURPOSE_KEY))
     granted = StrictBoolean(required=True)
     separate = StrictBoolean(load_default=False)
-    os_permission = fields.String(allow_none=True, load_default=None, validate=_one_of(OsPermission))
+    os_permission = fields.String(allow_none=True, load_default=None, validate=one_of(OsPermission))
 
 
 class DecisionsIn(Schema):
@@ -167,9 +129,9 @@ class DecisionsIn(Schema):
                             validate=validate.Length(min=1, max=100))
     policy_version = fields.String(required=True, validate=validate.Regexp(POLICY_VERSION))
     source = fields.Nested(SourceIn, required=True)
-    locale = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=35))
+    locale = ShownLocale
     actor = fields.Nested(ActorIn, allow_none=True, load_default=None)
-    age_band = fields.String(allow_none=True, load_default=None, validate=_one_of(AgeBand))
+    age_band = fields.String(allow_none=True, load_default=None, validate=one_of(AgeBand))
     occurred_at = Timestamp(allow_none=True, load_default=None)
 
     _no_purpose_twice = validates_schema(lambda self, data, **kw: _each_purpose_once(data))
@@ -177,22 +139,20 @@ class DecisionsIn(Schema):
 
 class WithdrawAllIn(Schema):
     source = fields.Nested(SourceIn, required=True)
-    locale = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=35))
+    locale = ShownLocale
 
 
 class LinkIn(Schema):
-    anonymous_subject_id = fields.String(required=True, validate=validate.Regexp(
-        r"^anon-[A-Za-z0-9._:@+-]{1,123}\Z", error="an anonymous web subject id: anon- followed by "
-                                                   "letters, digits or ._:@+-"))
+    anonymous_subject_id = anonymous_id("an anonymous web subject id: anon- followed by letters, digits or ._:@+-")
 
 
 class PromptsIn(Schema):
     purposes = fields.List(fields.String(validate=validate.Regexp(PURPOSE_KEY)), required=True,
                            validate=validate.Length(min=1, max=100))
     source = fields.Nested(SourceIn, required=True)
-    locale = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=35))
+    locale = ShownLocale
     os_permissions = fields.Dict(keys=fields.String(validate=validate.Regexp(PURPOSE_KEY)),
-                                 values=fields.String(validate=_one_of(OsPermission)),
+                                 values=fields.String(validate=one_of(OsPermission)),
                                  load_default=dict)
 
 
@@ -202,12 +162,11 @@ class PublicDecisionIn(Schema):
 
 
 class PublicConsentsIn(Schema):
-    subject_id = fields.String(required=True, validate=validate.Regexp(r"^anon-[A-Za-z0-9._:@+-]{1,123}\Z",
-                               error="an anonymous id: anon- followed by letters, digits or ._:@+-"))
+    subject_id = anonymous_id("an anonymous id: anon- followed by letters, digits or ._:@+-")
     decisions = fields.List(fields.Nested(PublicDecisionIn), required=True,
                             validate=validate.Length(min=1, max=100))
     policy_version = fields.String(required=True, validate=validate.Regexp(POLICY_VERSION))
-    locale = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=35))
+    locale = ShownLocale
     gpc = StrictBoolean(load_default=False)
 
     _no_purpose_twice = validates_schema(lambda self, data, **kw: _each_purpose_once(data))
@@ -254,65 +213,3 @@ def flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
                 flat.setdefault(k, []).extend(v)
         return flat
     return {prefix or "_body": [str(messages)]}
-
-
-# --- responses -------------------------------------------------------------------------------
-
-def page_out(page: Page, shape=lambda item: item) -> dict[str, Any]:
-    return {"items": [shape(item) for item in page.items], "next_cursor": page.next_cursor}
-
-
-def key_out(key: ApiKey, secret: str | None = None) -> dict[str, Any]:
-    body = {
-        "id": key.id, "name": key.name, "type": key.type, "scopes": list(key.scopes),
-        "origins": list(key.origins), "prefix": key.prefix, "created_at": format_ts(key.created_at),
-        "revoked_at": format_ts(key.revoked_at) if key.revoked_at else None,
-    }
-    if secret is not None:
-        body["key"] = secret
-    return body
-
-
-def subject_token_key_out(key: SubjectTokenKey, secret: str | None = None) -> dict[str, Any]:
-    body = {"kid": key.kid, "alg": key.alg, "created_at": format_ts(key.created_at),
-            "revoked_at": format_ts(key.revoked_at) if key.revoked_at else None}
-    if key.alg != "HS256":
-        body["public_key"] = key.material
-    if secret is not None:
-        body["secret"] = secret
-    return body
-
-
-def purpose_out(purpose: Purpose) -> dict[str, Any]:
-    return purpose.to_dict()
-
-
-def policy_out(policy: PolicyVersion) -> dict[str, Any]:
-    return policy.to_dict()
-
-
-def vendor_out(vendor: Vendor) -> dict[str, Any]:
-    return vendor.to_dict()
-
-
-def purpose_state_out(s: PurposeState) -> dict[str, Any]:
-    body = {
-        "status": str(s.status), "allowed": s.allowed, "updated_at": s.updated_at,
-        "policy_version": s.policy_version, "expires_at": s.expires_at,
-        "can_prompt": s.can_prompt, "next_prompt_at": s.next_prompt_at,
-        "os_permission": s.os_permission, "os_permission_mismatch": s.os_permission_mismatch,
-    }
-    if s.archived:
-        body["archived"] = True
-    return body
-
-
-def state_out(state: SubjectState, at: str | None = None) -> dict[str, Any]:
-    body = {
-        "subject_id": state.subject_id, "policy_version": state.policy_version,
-        "needs_reconsent": state.needs_reconsent, "age_band": state.age_band,
-        "purposes": {key: purpose_state_out(s) for key, s in state.purposes.items()},
-    }
-    if at is not None:
-        body["at"] = at
-    return body

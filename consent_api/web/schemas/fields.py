@@ -1,0 +1,55 @@
+"""Field types and shared fields of the request schemas: strict JSON booleans and numbers,
+RFC 3339 timestamps, locales, hashes, URLs, anonymous subject ids."""
+
+from __future__ import annotations
+
+from marshmallow import ValidationError, fields, validate
+
+from consent_api.domain.clock import parse_rfc3339
+from consent_api.domain.model import ANONYMOUS_ID
+
+
+class StrictBoolean(fields.Boolean):
+    def _deserialize(self, value, attr, data, **kwargs):
+        if type(value) is not bool:
+            raise self.make_error("invalid")
+        return value
+
+
+class StrictFloat(fields.Float):
+    def _deserialize(self, value, attr, data, **kwargs):
+        if type(value) not in (int, float):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class Timestamp(fields.Field):
+    """RFC 3339 with an offset, as an aware UTC datetime (marshmallow's ISO parsing is laxer)."""
+
+    default_error_messages = {"invalid": "Not a valid datetime."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        try:
+            return parse_rfc3339(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from exc
+
+
+def one_of(enum) -> validate.OneOf:
+    return validate.OneOf([str(e) for e in enum])
+
+
+Text = fields.String(validate=validate.Length(min=1, max=2000))
+Locale = fields.String(validate=validate.Regexp(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*\Z"))
+LocalizedText = fields.Dict(keys=Locale, values=fields.String(validate=validate.Length(max=4000)))
+Sha256 = fields.String(validate=validate.Regexp(r"^[0-9a-f]{64}\Z"), allow_none=True)
+Url = fields.Url(schemes={"http", "https"}, require_tld=False, allow_none=True)
+# The locale a decision was shown in, as the client names it (stored as given).
+ShownLocale = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=35))
+
+
+def anonymous_id(error: str) -> fields.String:
+    """A browser's first-party subject id (services/public.py), with the message to refuse others."""
+    return fields.String(required=True, validate=validate.Regexp(ANONYMOUS_ID, error=error))
