@@ -14,8 +14,9 @@ writes are stopped.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 from consent_api.errors import Conflict
@@ -122,27 +123,29 @@ def _copy_chains(source: Store, target: Store, tenant_id: str, copied: Copied,
 
 
 def _copy_api_keys(source: Store, target: Store, tenant_id: str) -> int:
-    written = 0
-    for key in _pages(lambda after: source.list_api_keys(tenant_id, after, 500), lambda k: k.id):
-        there = target.get_api_key(tenant_id, key.id)
-        if there is None:
-            target.add_api_key(key)
-            written += 1
-        elif key.revoked_at is not None and there.revoked_at is None:
-            target.revoke_api_key(tenant_id, key.id, key.revoked_at)
-            written += 1
-    return written
+    keys = _pages(lambda after: source.list_api_keys(tenant_id, after, 500), lambda k: k.id)
+    return _copy_credentials(((key, key.id) for key in keys), lambda key_id: target.get_api_key(tenant_id, key_id),
+                             target.add_api_key, lambda key_id, at: target.revoke_api_key(tenant_id, key_id, at))
 
 
 def _copy_subject_token_keys(source: Store, target: Store, tenant_id: str) -> int:
+    keys = source.list_subject_token_keys(tenant_id)
+    return _copy_credentials(((key, key.kid) for key in keys), target.find_subject_token_key,
+                             target.add_subject_token_key,
+                             lambda kid, at: target.revoke_subject_token_key(tenant_id, kid, at))
+
+
+def _copy_credentials(keys: Iterable[tuple[Any, str]], find: Callable[[str], Any], add: Callable[[Any], None],
+                      revoke: Callable[[str, datetime], Any]) -> int:
+    """Add the (key, id) pairs the target lacks, and revoke there what the source revoked since."""
     written = 0
-    for key in source.list_subject_token_keys(tenant_id):
-        there = target.find_subject_token_key(key.kid)
+    for key, key_id in keys:
+        there = find(key_id)
         if there is None:
-            target.add_subject_token_key(key)
+            add(key)
             written += 1
         elif key.revoked_at is not None and there.revoked_at is None:
-            target.revoke_subject_token_key(tenant_id, key.kid, key.revoked_at)
+            revoke(key_id, key.revoked_at)
             written += 1
     return written
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import TypeVar
 
 from flask import request
 
@@ -10,6 +12,7 @@ from consent_api.domain.clock import parse_rfc3339
 from consent_api.errors import Invalid
 
 KNOWN_PAGE_PARAMS = ("cursor", "limit")
+T = TypeVar("T")
 
 
 def _arg(name: str) -> str | None:
@@ -18,24 +21,24 @@ def _arg(name: str) -> str | None:
     return request.args.get(name) if request.query_string else None
 
 
-def query_int(name: str) -> int | None:
+def _parsed(name: str, parse: Callable[[str], T], message: str | None = None) -> T | None:
+    """The query argument parsed, None when absent; 422 naming it (with message, or the
+    parser's own) when it does not parse."""
     raw = _arg(name)
     if raw is None:
         return None
     try:
-        return int(raw)
+        return parse(raw)
     except ValueError as exc:
-        raise Invalid.field(name, "must be an integer") from exc
+        raise Invalid.field(name, message or str(exc)) from exc
+
+
+def query_int(name: str) -> int | None:
+    return _parsed(name, int, "must be an integer")
 
 
 def query_time(name: str) -> datetime | None:
-    raw = _arg(name)
-    if raw is None:
-        return None
-    try:
-        return parse_rfc3339(raw)
-    except ValueError as exc:
-        raise Invalid.field(name, str(exc)) from exc
+    return _parsed(name, parse_rfc3339)
 
 
 def page_args() -> tuple[str | None, int | None]:

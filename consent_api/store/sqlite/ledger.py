@@ -124,18 +124,11 @@ class Ledger(Database):
     @staticmethod
     def _export_where(tenant_id: str, flt: ExportFilter) -> tuple[str, list[Any]]:
         where, args = ["e.tenant_id = ?"], [tenant_id]  # type: tuple[list[str], list[Any]]
-        if flt.since:
-            where.append("e.recorded_at >= ?")
-            args.append(flt.since)
-        if flt.until:
-            where.append("e.recorded_at < ?")
-            args.append(flt.until)
-        if flt.purpose:
-            where.append("e.purpose = ?")
-            args.append(flt.purpose)
-        if flt.subject_ref:
-            where.append("e.subject_ref = ?")
-            args.append(flt.subject_ref)
+        for clause, value in (("e.recorded_at >= ?", flt.since), ("e.recorded_at < ?", flt.until),
+                              ("e.purpose = ?", flt.purpose), ("e.subject_ref = ?", flt.subject_ref)):
+            if value:
+                where.append(clause)
+                args.append(value)
         if flt.after:
             where.append("(e.recorded_at, e.seq, e.event_id) > (?, ?, ?)")
             args += [flt.after.recorded_at, flt.after.seq, flt.after.event_id]
