@@ -1,7 +1,7 @@
 """Plain-dict forms of the domain objects, shared by the adapters (JSON in SQLite, BSON in MongoDB).
 
 These are storage documents: they change only with a migration, never with the HTTP shapes
-(web/schemas.py), which are built separately."""
+(web/schemas/), which are built separately."""
 
 from __future__ import annotations
 
