@@ -134,7 +134,7 @@ def test_idempotency_key_replays_the_first_answer(catalog):
     different = catalog.record("u1", decision("push", False), headers=headers)
     assert different.status_code == 409
     other_key = catalog.issue_key("consents:write")
-    fresh = catalog.record("u1", decision("push"), key=other_key, headers=headers)
+    fresh = catalog.record("u1", decision("push"), token=other_key, headers=headers)
     assert fresh.status_code == 201 and fresh.json["events"][0]["seq"] == 2
 
 

@@ -18,7 +18,7 @@ from consent_api.config import Settings
 from consent_api.store.open import open_store
 from consent_api.web.app import create_app
 from tests.builders import consents, decision
-from tests.conftest import OPERATOR_TOKEN, bearer
+from tests.support.api import OPERATOR_TOKEN, bearer
 from tests.store.test_mongo import assert_indexes_exist, unreachable_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -218,7 +218,7 @@ def test_logs_never_hold_keys_tokens_subject_ids_or_full_addresses(tenant, clien
     assert [line["client"] for line in lines[:2]] == ["203.0.113.0/24", "2001:db8:85a3::/48"]
     assert lines[2]["status"] == 401 and lines[2]["credential"] is None
     assert lines[3]["credential"] == "operator"
-    for secret in (tenant.key, "sk_not_a_real_key_but_secret", OPERATOR_TOKEN, "user-secret-17",
+    for secret in (tenant.admin, "sk_not_a_real_key_but_secret", OPERATOR_TOKEN, "user-secret-17",
                    "203.0.113.77", "370:7348", "Bearer", "Authorization"):
         assert secret not in err
 
