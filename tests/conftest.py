@@ -35,12 +35,19 @@ import os
 from dataclasses import replace
 
 import pytest
+from hypothesis import HealthCheck, settings as hypothesis_settings
 
 from consent_api.config import Settings
 from consent_api.domain.clock import FixedClock
 from consent_api.web.app import create_app
 from tests.support.api import OPERATOR_TOKEN, Api, Tenant
 from tests.support.apps import START, STORE_URLS, close_app
+
+# Generated examples are checked for what they show, never for how fast a loaded machine ran them.
+hypothesis_settings.register_profile("consent_api", deadline=None,
+                                     suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile("consent_api")
+
 
 @pytest.fixture
 def clock() -> FixedClock:

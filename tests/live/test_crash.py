@@ -17,6 +17,7 @@ from tests.support import servers
 WRITERS = 8
 SUBJECTS = [f"crash-{n}" for n in range(24)]  # few enough that writers share chains
 PURPOSES = ("push", "location", "marketing_sms")
+LOADED = 50  # acknowledged writes before the kill, however long a loaded machine takes to get there
 
 
 def test_acknowledged_writes_survive_kill_9(tmp_path):
@@ -52,7 +53,10 @@ def test_acknowledged_writes_survive_kill_9(tmp_path):
         threads = [threading.Thread(target=writer, args=(n,)) for n in range(WRITERS)]
         for thread in threads:
             thread.start()
-        time.sleep(random.uniform(1.0, 3.0))
+        deadline = time.monotonic() + 60
+        while total() <= LOADED and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(random.uniform(0.0, 1.0))  # then at an arbitrary point of the write path
         server.kill()  # the whole process group, mid-write
         down.set()
         for thread in threads:
@@ -61,7 +65,7 @@ def test_acknowledged_writes_survive_kill_9(tmp_path):
     finally:
         server.stop()
 
-    assert total() > 50, "the kill came before the load did"
+    assert total() > LOADED, "the kill came before the load did"
 
     restarted = servers.serve(tmp_path, database_url=server.database_url)
     try:

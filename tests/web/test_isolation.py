@@ -130,8 +130,7 @@ def _reads(client, side: Side):
 
 
 # new_app makes a new app on a new in-memory store at each call: nothing carries over between examples
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=st.lists(actions, min_size=1, max_size=15))
 def test_nothing_of_one_tenant_shows_in_the_other(new_app, steps):
     client, sides = _setup(new_app)
