@@ -3,10 +3,11 @@ they return lives in tests/support/ (api.py: Api, Tenant; apps.py: the app's sto
 servers.py: live servers) and tests/builders.py (request bodies and catalogs).
 
   clock         FixedClock at START, the clock of `app`; a test moves it (clock.advance(hours=48)).
-  adapter       the kind of store of the module's apps: "sqlite", or each of STORE_URLS in a
-                module marked tests.support.apps.ON_BOTH_STORES.
-  database_url  where `app` keeps its data: a SQLite file in the test's tmp_path (or a fresh
-                mongomock database).
+  adapter       the kind of store of the module's apps (tests.support.apps.STORE_URLS): "memory",
+                or each of "memory" and "mongomock" in a module marked ON_BOTH_STORES.
+  database_url  where `app` keeps its data: a fresh database of `adapter`, or a SQLite file in the
+                test's tmp_path for a test marked ON_A_SQLITE_FILE (it reopens the store, reads
+                the file, or hands it to the CLI).
   settings      Settings(database_url, admin_token=OPERATOR_TOKEN).
   new_app       new_app(**changes): an app on `clock` with these settings changed (rate_limit="3/minute",
                 database_url=...), its store closed after the test.
@@ -56,12 +57,13 @@ def clock() -> FixedClock:
 
 @pytest.fixture(scope="module")
 def adapter(request) -> str:
-    return getattr(request, "param", "sqlite")
+    return getattr(request, "param", "memory")
 
 
 @pytest.fixture
-def database_url(adapter, tmp_path) -> str:
-    return STORE_URLS[adapter].format(directory=tmp_path)
+def database_url(request, adapter, tmp_path) -> str:
+    kind = "file" if request.node.get_closest_marker("sqlite_file") else adapter
+    return STORE_URLS[kind].format(directory=tmp_path)
 
 
 @pytest.fixture

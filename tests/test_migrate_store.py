@@ -15,8 +15,10 @@ from consent_api.store.sqlite import SCHEMA_VERSION
 from consent_api.web.app import create_app
 from tests import builders
 from tests.builders import decision
+from tests.support.apps import ON_A_SQLITE_FILE
 
 SUBJECTS = 24
+pytestmark = ON_A_SQLITE_FILE  # the source store is opened again by the migration
 
 
 @pytest.fixture

@@ -21,8 +21,9 @@ def ledger(adapter, tmp_path_factory) -> Tenant:
 
 
 @pytest.fixture
-def file_ledger(new_tenant, clock, settings, monkeypatch) -> Tenant:
-    """The same ledger in the test's own app, with CONSENT_DATABASE_URL pointing the CLI at its
-    SQLite file; the test may add to it."""
-    monkeypatch.setenv("CONSENT_DATABASE_URL", settings.database_url)
-    return seed_ledger(new_tenant(purposes=None), clock)
+def file_ledger(new_app, clock, tmp_path, monkeypatch) -> Tenant:
+    """The same ledger in an app of the test's own on a SQLite file, with CONSENT_DATABASE_URL
+    pointing the CLI at it; the test may add to it."""
+    url = STORE_URLS["file"].format(directory=tmp_path)
+    monkeypatch.setenv("CONSENT_DATABASE_URL", url)
+    return seed_ledger(Api(new_app(database_url=url).test_client()).new_tenant(purposes=None), clock)

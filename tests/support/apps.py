@@ -14,10 +14,15 @@ from tests.support.api import OPERATOR_TOKEN
 
 START = "2026-03-01T08:00:00Z"  # where the apps' fixed clocks start
 
-# The stores an app under test can have: a SQLite file in a fresh directory, or MongoDB on mongomock.
-STORE_URLS = {"sqlite": "sqlite:///{directory}/consent.db", "mongomock": "mongomock://consent_tests"}
-# For modules whose behaviour must not depend on the adapter (`adapter` in tests/conftest.py).
-ON_BOTH_STORES = pytest.mark.parametrize("adapter", list(STORE_URLS), indirect=True, scope="module")
+# The stores an app under test can have (`adapter` in tests/conftest.py): SQLite in memory (the
+# default: nothing to write to disk, nothing to clean up), a SQLite file in a fresh directory (for
+# what must outlive the app or be read as bytes), or MongoDB on mongomock.
+STORE_URLS = {"memory": "sqlite:///:memory:", "file": "sqlite:///{directory}/consent.db",
+              "mongomock": "mongomock://consent_tests"}
+# For modules whose behaviour must not depend on the adapter.
+ON_BOTH_STORES = pytest.mark.parametrize("adapter", ["memory", "mongomock"], indirect=True, scope="module")
+# For tests that reopen the store, read its file or hand it to the CLI.
+ON_A_SQLITE_FILE = pytest.mark.sqlite_file
 
 
 def make_app(database_url: str, clock: Clock, **settings: Any) -> Flask:

@@ -7,6 +7,7 @@ import pytest
 from consent_api.domain.ledger import ZERO_HASH
 from tests import builders
 from tests.builders import decision
+from tests.support.apps import ON_A_SQLITE_FILE
 
 
 @pytest.fixture
@@ -145,6 +146,7 @@ def test_failed_request_does_not_burn_its_idempotency_key(catalog):
     assert catalog.record("u1", decision("nope"), headers=headers).status_code == 201
 
 
+@ON_A_SQLITE_FILE
 def test_state_survives_a_restart(settings, clock, catalog):
     from consent_api.web.app import create_app
 

@@ -16,6 +16,7 @@ from consent_api.web.fastreads import FastReads
 from consent_api.web.metrics import REQUESTS
 from tests.builders import consents, decision
 from tests.support.api import Api, bearer
+from tests.support.apps import ON_A_SQLITE_FILE
 
 CHECK = "/v1/subjects/u-1/consents/{}"
 STATE = "/v1/subjects/u-1/consents"
@@ -148,6 +149,7 @@ def test_fast_answers_are_counted_in_metrics(world):
     assert REQUESTS.labels(**labels)._value.get() == before + 3
 
 
+@ON_A_SQLITE_FILE  # two apps on one store
 def test_the_rate_limit_counts_each_request_once_whichever_path_answers(api, new_app, app_tenant):
     api.post("/v1/subjects/u-1/consents", json=consents(decision("personalized_push")),
              token=app_tenant.writer, expect=201)

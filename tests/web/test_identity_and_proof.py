@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from consent_api.domain.ledger import verify_chain
 from tests.builders import decision
 from tests.support.api import Api
+from tests.support.apps import ON_A_SQLITE_FILE
 
 
 NOW = 1772352000  # 2026-03-01T08:00:00Z, the fixed clock of tests/conftest.py
@@ -170,6 +171,7 @@ def test_signing_keys_are_encrypted_at_rest_when_asked(new_app):
     assert stored and all("ENCRYPTED PRIVATE KEY" in k["private_pem"] for k in stored)
 
 
+@ON_A_SQLITE_FILE
 def test_erasure_keeps_proof_and_forgets_the_id(app, tenant):
     store = app.extensions["consent_api.deps"].store
     tenant.grant("alice@example.com", "push", headers={"Idempotency-Key": "k1"})

@@ -1,4 +1,5 @@
 from tests.support.api import OPERATOR_TOKEN, bearer
+from tests.support.apps import ON_A_SQLITE_FILE
 
 
 def test_operator_creates_tenant_and_key_is_shown_once(client, tenant):
@@ -75,6 +76,7 @@ def test_publishable_key_cannot_reach_private_routes(tenant):
     assert tenant.record("u1", {"purpose": "push", "granted": True}, token=pk).status_code == 403
 
 
+@ON_A_SQLITE_FILE
 def test_keys_are_stored_only_as_hashes(app, tenant):
     store = app.extensions["consent_api.deps"].store
     raw = open(store.path, "rb").read()
