@@ -147,11 +147,9 @@ def test_failed_request_does_not_burn_its_idempotency_key(catalog):
 
 
 @ON_A_SQLITE_FILE
-def test_state_survives_a_restart(settings, clock, catalog):
-    from consent_api.web.app import create_app
-
+def test_state_survives_a_restart(new_app, catalog):
     catalog.grant("u1", "push")
-    restarted = create_app(settings, clock=clock).test_client()
+    restarted = new_app().test_client()
     again = restarted.get("/v1/subjects/u1/consents", headers=catalog.headers)
     assert again.status_code == 200 and again.json["purposes"]["push"]["status"] == "granted"
 

@@ -10,16 +10,14 @@ import sys
 from pathlib import Path
 
 import mongomock
-import pytest
 from prometheus_client import REGISTRY
 from pymongo.errors import ServerSelectionTimeoutError
 
-from consent_api.config import Settings
 from consent_api.store.open import open_store
 from consent_api.web.app import create_app
 from tests.builders import consents, decision
-from tests.support.api import OPERATOR_TOKEN, bearer
 from tests.store.test_mongo import assert_indexes_exist, unreachable_store
+from tests.support.api import OPERATOR_TOKEN, bearer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -138,13 +136,11 @@ def test_metrics_time_every_store_method(tenant):
     assert sample("consent_api_store_operation_duration_seconds_count", operation="find_api_key") == lookups + 1
 
 
-def test_metrics_are_open_without_a_token_and_need_it_when_set(tmp_path, clock):
-    client = create_app(Settings(database_url=f"sqlite:///{tmp_path}/m.db"), clock=clock).test_client()
+def test_metrics_are_open_without_a_token_and_need_it_when_set(client, new_app):
     opened = client.get("/metrics")
     assert opened.status_code == 200 and opened.mimetype == "text/plain"
 
-    guarded = create_app(Settings(database_url=f"sqlite:///{tmp_path}/m.db", metrics_token="scrape-me"),
-                         clock=clock).test_client()
+    guarded = new_app(metrics_token="scrape-me").test_client()
     assert guarded.get("/metrics").status_code == 401
     wrong = guarded.get("/metrics", headers=bearer("scrape-you"))
     assert wrong.status_code == 401 and wrong.mimetype == "application/problem+json"
