@@ -21,7 +21,8 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import loadgen, scenarios, seed, servers
+from bench import loadgen, scenarios, seed
+from tests.support import servers
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench: workdir {workdir}; bare Flask and consent_api under granian WSGI, "
           f"{args.workers} workers x {args.threads} threads, wrk -c{args.connections}", file=sys.stderr)
     bare = servers.start("bare Flask", ["-m", "bench.bare_app", str(port), str(args.workers), str(args.threads)],
-                         "/", port, workdir / "bare.log")
+                         workdir, port=port, workers=args.workers, ready_path="/", log_name="bare.log")
     try:
         for n in sizes:
             result["tiers"].append(run_tier(args, n, wanted, workdir, bare, bare_req))
@@ -146,12 +147,8 @@ def run_tier(args, n: int, wanted: list[str], workdir: Path, bare: servers.Serve
     tier["db_mib"] = round(db.stat().st_size / 2**20)
     print(f"[{label(n)}] {pop.subjects:,} subjects, {pop.events:,} events ({tier['seed']}, "
           f"{tier['seed_s']:.0f} s, {tier['db_mib']:,} MiB)", file=sys.stderr)
-    port = servers.free_port()
-    app = servers.start(f"consent_api {label(n)}",
-                        ["-m", "consent_api.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-                         "--workers", str(args.workers), "--threads", str(args.threads)],
-                        "/readyz", port, workdir / f"consent-{label(n)}.log",
-                        env={"CONSENT_DATABASE_URL": f"sqlite:///{db}"})
+    app = servers.serve(workdir, workers=args.workers, threads=args.threads, database_url=f"sqlite:///{db}",
+                        log_name=f"consent-{label(n)}.log")
     rng = random.Random(n)
     bares: list[loadgen.Load] = []
     paired: dict[str, float] = {}

@@ -54,7 +54,8 @@ def main() -> int:
                 live.chromium() as browser:
             for locale in PAGE:
                 # Vendor disclosures are the tenant's own text, in the language of its policy.
-                pk = live.make_tenant(api, origin, live.VENDOR_ZH if locale == "zh-CN" else live.VENDOR)["pk"]
+                vendor = live.VENDOR_ZH if locale == "zh-CN" else live.VENDOR
+                pk = live.make_tenant(api, origin, vendor).publishable
                 (pages / f"{locale}.html").write_text(page_html(locale, api, pk), encoding="utf-8")
                 for name, viewport, layer in SHOTS:
                     context = browser.new_context(viewport=viewport, reduced_motion="reduce")

@@ -297,10 +297,9 @@ def main() -> int:
         versions = install_peers(tmp / "peers", pages)
         with live.api_server(tmp / "server") as api, live.page_server(pages) as origin, \
                 live.chromium() as browser:
-            tenant = live.make_tenant(api, origin)
-            pk = tenant["pk"]
-            (pages / "consent-inline.js").write_bytes(live.call(api, "GET", f"/sdk/consent.js?key={pk}"))
-            (pages / "consent.js").write_bytes(live.call(api, "GET", "/sdk/consent.js"))
+            pk = live.make_tenant(api, origin).publishable
+            (pages / "consent-inline.js").write_bytes(live.fetch(api, f"/sdk/consent.js?key={pk}"))
+            (pages / "consent.js").write_bytes(live.fetch(api, "/sdk/consent.js"))
             config = urllib_get(api + "/v1/public/config?locale=en", pk, origin)
             (pages / "config.json").write_bytes(config)
             vs = variants(api, pk)

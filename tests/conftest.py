@@ -1,20 +1,54 @@
-"""Fixtures that read like a client's actions: a fixed clock, an app on a fresh store,
-an operator, and tenants with their admin keys."""
+"""Fixtures that read like a client's actions. Each name means one thing in every folder; what
+they return lives in tests/support/ (api.py: Api, Tenant; apps.py: the app's stores and clock;
+servers.py: live servers) and tests/builders.py (request bodies and catalogs).
+
+  clock         FixedClock at START, the clock of `app`; a test moves it (clock.advance(hours=48)).
+  adapter       the kind of store of the module's apps (tests.support.apps.STORE_URLS): "memory",
+                or each of "memory" and "mongomock" in a module marked ON_BOTH_STORES.
+  database_url  where `app` keeps its data: a fresh database of `adapter`, or a SQLite file in the
+                test's tmp_path for a test marked ON_A_SQLITE_FILE (it reopens the store, reads
+                the file, or hands it to the CLI).
+  settings      Settings(database_url, admin_token=OPERATOR_TOKEN).
+  new_app       new_app(**changes): an app on `clock` with these settings changed (rate_limit="3/minute",
+                database_url=...), its store closed after the test.
+  app           new_app(): the app under test.
+  client        app.test_client(), for tests about raw HTTP (bytes, headers, malformed bodies).
+  api           Api over `client`: each call names its token and the status it expects; every
+                answer is checked against openapi.yaml.
+  operator      the operator token of every app and server the tests start.
+  new_tenant    new_tenant(name, purposes=..., roles=...): a Tenant the operator made through `client`.
+  tenant        new_tenant(): "Acme" with purpose "push" and policy 2026-01, and its admin key.
+  app_tenant    a mobile app's tenant: builders.APP_PURPOSES, policy 2026-01, a key of every role
+                (writer, reader, auditor, publishable) and an HS256 subject-token key.
+  live_server   (tests/live) a fresh `consent-api serve` with two workers on a SQLite file.
+
+Folders add fixtures of their own, under names of their own: tests/audit (ledger, file_ledger),
+tests/browser (shared_server, page_server, make_shop, shop, browser, context, page),
+tests/store (store, mongo_store).
+
+A Tenant's own calls go out unchecked against openapi.yaml, as a tenant's backend would make
+them; a test that checks answers against the document sends them through `api`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+import os
+from dataclasses import replace
 
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from consent_api.config import Settings
 from consent_api.domain.clock import FixedClock
 from consent_api.web.app import create_app
-from tests import builders
+from tests.support.api import OPERATOR_TOKEN, Api, Tenant
+from tests.support.apps import START, STORE_URLS, close_app
 
-OPERATOR_TOKEN = "op-token-for-tests"
-START = "2026-03-01T08:00:00Z"
+# Generated examples are checked for what they show, never for how fast a loaded machine ran them.
+hypothesis_settings.register_profile("consent_api", deadline=None,
+                                     suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile("consent_api")
 
 
 @pytest.fixture
@@ -22,16 +56,39 @@ def clock() -> FixedClock:
     return FixedClock(START)
 
 
-@pytest.fixture
-def settings(tmp_path) -> Settings:
-    return Settings(database_url=f"sqlite:///{tmp_path}/consent.db", admin_token=OPERATOR_TOKEN)
+@pytest.fixture(scope="module")
+def adapter(request) -> str:
+    return getattr(request, "param", "memory")
 
 
 @pytest.fixture
-def app(settings, clock):
-    app = create_app(settings, clock=clock)
-    yield app
-    app.extensions["consent_api.deps"].store.close()
+def database_url(request, adapter, tmp_path) -> str:
+    kind = "file" if request.node.get_closest_marker("sqlite_file") else adapter
+    return STORE_URLS[kind].format(directory=tmp_path)
+
+
+@pytest.fixture
+def settings(database_url) -> Settings:
+    return Settings(database_url=database_url, admin_token=OPERATOR_TOKEN)
+
+
+@pytest.fixture
+def new_app(settings, clock):
+    made = []
+
+    def make(**changes):
+        app = create_app(replace(settings, **changes), clock=clock)
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        close_app(app)
+
+
+@pytest.fixture
+def app(new_app):
+    return new_app()
 
 
 @pytest.fixture
@@ -39,96 +96,33 @@ def client(app):
     return app.test_client()
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+@pytest.fixture
+def api(client) -> Api:
+    return Api(client, validate=True)
 
 
-@dataclass
-class TenantActions:
-    """One tenant as its backend sees it: its admin key and the calls it makes."""
-
-    client: Any
-    id: str
-    key: str
-    purposes: list[str] = field(default_factory=list)
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return bearer(self.key)
-
-    def get(self, path: str, key: str | None = None, **kw):
-        return self.client.get(path, headers=bearer(key or self.key), **kw)
-
-    def post(self, path: str, json: Any = None, key: str | None = None, headers=None, **kw):
-        return self.client.post(path, json=json, headers={**bearer(key or self.key), **(headers or {})}, **kw)
-
-    def put(self, path: str, json: Any = None, key: str | None = None, **kw):
-        return self.client.put(path, json=json, headers=bearer(key or self.key), **kw)
-
-    def delete(self, path: str, key: str | None = None, **kw):
-        return self.client.delete(path, headers=bearer(key or self.key), **kw)
-
-    def purpose(self, key: str = "push", **overrides: Any) -> dict:
-        response = self.put(f"/v1/purposes/{key}", builders.make_purpose(**overrides))
-        assert response.status_code in (200, 201), response.json
-        return response.json
-
-    def policy(self, version: str = builders.POLICY, **overrides: Any) -> dict:
-        response = self.post("/v1/policies", builders.make_policy(version, **overrides))
-        assert response.status_code == 201, response.json
-        return response.json
-
-    def record(self, subject: str, *decisions: dict, key: str | None = None, headers=None, **overrides):
-        return self.post(f"/v1/subjects/{subject}/consents", builders.consents(*decisions, **overrides),
-                         key=key, headers=headers)
-
-    def grant(self, subject: str, *purposes: str, **overrides) -> dict:
-        response = self.record(subject, *(builders.decision(p, True) for p in purposes), **overrides)
-        assert response.status_code == 201, response.json
-        return response.json
-
-    def refuse(self, subject: str, *purposes: str, **overrides) -> dict:
-        response = self.record(subject, *(builders.decision(p, False) for p in purposes), **overrides)
-        assert response.status_code == 201, response.json
-        return response.json
-
-    def state(self, subject: str, key: str | None = None) -> dict:
-        response = self.get(f"/v1/subjects/{subject}/consents", key=key)
-        assert response.status_code == 200, response.json
-        return response.json
-
-    def issue_key(self, *scopes: str, type: str = "secret", origins=()) -> str:
-        body = {"name": "test key", "type": type, "scopes": list(scopes), "origins": list(origins)}
-        response = self.post("/v1/keys", body)
-        assert response.status_code == 201, response.json
-        return response.json["key"]
+@pytest.fixture
+def operator() -> str:
+    return OPERATOR_TOKEN
 
 
 @pytest.fixture
 def new_tenant(client):
-    """Make tenants on demand: new_tenant("Acme") with the default catalog of 'push' + policy."""
-
-    def make(name: str = "Acme", *, catalog: bool = True) -> TenantActions:
-        response = client.post("/v1/tenants", json={"name": name}, headers=bearer(OPERATOR_TOKEN))
-        assert response.status_code == 201, response.json
-        tenant = TenantActions(client, response.json["id"], response.json["admin_key"])
-        if catalog:
-            tenant.purpose("push")
-            tenant.policy()
-        return tenant
-
-    return make
+    return Api(client).new_tenant
 
 
 @pytest.fixture
-def tenant(new_tenant) -> TenantActions:
+def tenant(new_tenant) -> Tenant:
     return new_tenant()
+
+
+@pytest.fixture
+def app_tenant(client) -> Tenant:
+    return Api(client).new_app_tenant()
 
 
 def pytest_sessionfinish(session, exitstatus):
     """In CI every collected test must run: a skip means a tool is missing, and that fails."""
-    import os
-
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = reporter.stats.get("skipped", []) if reporter else []
     if os.environ.get("CONSENT_FAIL_ON_SKIP") == "1" and skipped and exitstatus == 0:

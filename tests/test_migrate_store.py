@@ -14,8 +14,10 @@ from consent_api.store.open import open_store
 from consent_api.store.sqlite import SCHEMA_VERSION
 from consent_api.web.app import create_app
 from tests import builders
+from tests.support.apps import ON_A_SQLITE_FILE
 
 SUBJECTS = 24
+pytestmark = ON_A_SQLITE_FILE  # the source store is opened again by the migration
 
 
 @pytest.fixture
@@ -69,7 +71,8 @@ def state(client, tenant, subject):
     return client.get(f"/v1/subjects/{subject}/consents", headers=tenant.headers).json
 
 
-def test_a_mixed_history_moves_to_mongodb_verified_chain_by_chain(history, source_url, target, settings, clock):
+def test_a_mixed_history_moves_to_mongodb_verified_chain_by_chain(history, source_url, target, settings, clock,
+                                                                  new_app):
     source = open_store(source_url)
     expected_chains = SUBJECTS + 1 + 2  # Acme's subjects, user-002's second chain, Beta's two
 
@@ -87,7 +90,7 @@ def test_a_mixed_history_moves_to_mongodb_verified_chain_by_chain(history, sourc
         assert list(source.iter_chains(tenant.id)) == list(target.iter_chains(tenant.id))
 
     # the API on the migrated store answers as before, to the same keys, with the same signing keys
-    before = create_app(settings, clock=clock).test_client()
+    before = new_app().test_client()
     after = create_app(settings, store=target, clock=clock).test_client()
     acme = history["acme"]
     for subject in ("user-000", "user-004", "user-002", "user-005"):

@@ -1,61 +1,29 @@
-"""Fixtures for the audit tests: an app on a fixed clock (SQLite in memory, or the MongoDB
-adapter on mongomock where a module asks for both), and a file-backed app the CLI can open."""
+"""The audit tests' ledgers: seed_ledger's 13 events in a tenant of their own."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from consent_api.config import Settings
 from consent_api.domain.clock import FixedClock
-from consent_api.web.app import create_app
-from tests.audit.actions import OPERATOR, Api, seed_ledger
-
-START = "2026-03-02T08:00:00Z"
-
-
-@pytest.fixture
-def store_url(request) -> str:
-    return getattr(request, "param", "sqlite:///:memory:")
+from tests.audit.ledger import seed_ledger
+from tests.support.api import Api, Tenant
+from tests.support.apps import START, STORE_URLS, close_app, make_app
 
 
-@pytest.fixture
-def clock() -> FixedClock:
-    return FixedClock(START)
-
-
-@pytest.fixture
-def app(clock, store_url):
-    return create_app(Settings(database_url=store_url, admin_token=OPERATOR), clock=clock)
+@pytest.fixture(scope="module")
+def ledger(adapter, tmp_path_factory) -> Tenant:
+    """Seeded once per module (and adapter) in an app of its own, since the tests that use it
+    only read it; a test that writes, or runs the CLI, takes `file_ledger`."""
+    clock = FixedClock(START)
+    app = make_app(STORE_URLS[adapter].format(directory=tmp_path_factory.mktemp("ledger")), clock)
+    yield seed_ledger(Api(app.test_client()).new_tenant(purposes=None), clock)
+    close_app(app)
 
 
 @pytest.fixture
-def api(app, clock) -> Api:
-    return Api(app.test_client(), clock)
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "consent.db"
-
-
-@pytest.fixture
-def file_api(db_path, clock, monkeypatch) -> Api:
-    """An Api over a SQLite file that the CLI can open too (CONSENT_DATABASE_URL points at it)."""
-    url = f"sqlite:///{db_path}"
+def file_ledger(new_app, clock, tmp_path, monkeypatch) -> Tenant:
+    """The same ledger in an app of the test's own on a SQLite file, with CONSENT_DATABASE_URL
+    pointing the CLI at it; the test may add to it."""
+    url = STORE_URLS["file"].format(directory=tmp_path)
     monkeypatch.setenv("CONSENT_DATABASE_URL", url)
-    app = create_app(Settings(database_url=url, admin_token=OPERATOR), clock=clock)
-    return Api(app.test_client(), clock)
-
-
-@pytest.fixture
-def ledger(api) -> Api:
-    seed_ledger(api)
-    return api
-
-
-@pytest.fixture
-def file_ledger(file_api) -> Api:
-    seed_ledger(file_api)
-    return file_api
+    return seed_ledger(Api(new_app(database_url=url).test_client()).new_tenant(purposes=None), clock)

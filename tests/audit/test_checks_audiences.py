@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.audit.actions import ON_BOTH_STORES
+from tests.support.apps import ON_BOTH_STORES
 
 pytestmark = ON_BOTH_STORES
 
@@ -27,42 +27,42 @@ def target(subject_index: int, purpose: str) -> str:
 
 
 @pytest.fixture
-def population(api):
+def population(tenant, clock):
     """30 subjects whose purposes end in every status, an erased subject, a prompted-only one."""
-    api.purpose("short_lived", "cookie", validity_days=1)
-    api.purpose("push", "marketing")
-    api.purpose("location", "device_permission")
-    api.purpose("necessary", "processing", essential=True)
-    api.policy("v1")
+    tenant.purpose("short_lived", "cookie", validity_days=1)
+    tenant.purpose("push", "marketing")
+    tenant.purpose("location", "device_permission")
+    tenant.purpose("necessary", "processing", essential=True)
+    tenant.policy("v1", effective_at=None)
 
     def act(status: str, granted: bool, policy: str) -> None:
         """Every subject decides, on each purpose whose target is status."""
         for i, subject in enumerate(SUBJECTS):
             decisions = {p: granted for p in TARGETS if target(i, p) == status}
             if decisions:
-                api.decide(subject, policy=policy, **decisions)
+                tenant.decide(subject, policy=policy, **decisions)
 
     act(EXPIRED, True, "v1")  # granted now, outlived by the clock below
     act(WITHDRAWN, True, "v1")
-    api.decide("gone", push=True)
-    api.erase("gone")
-    api.advance(days=2)
+    tenant.decide("gone", policy="v1", push=True)
+    tenant.erase("gone")
+    clock.advance(days=2)
     act(RECONSENT, True, "v1")  # granted under v1, just before a material v2
-    api.advance(minutes=1)
-    api.policy("v2", material=True)
-    api.advance(minutes=1)
+    clock.advance(minutes=1)
+    tenant.policy("v2", material=True, effective_at=None)
+    clock.advance(minutes=1)
     act(GRANTED, True, "v2")
     act(DENIED, False, "v2")
     act(WITHDRAWN, False, "v2")  # a refusal after a grant is a withdrawal
-    api.prompt("prompted-only", "push", "location")
+    tenant.prompt("prompted-only", "push", "location")
     for i, subject in enumerate(SUBJECTS):  # every subject exists, even with nothing decided
         if all(target(i, p) == NOT_ASKED for p in TARGETS):
-            api.prompt(subject, "short_lived")
+            tenant.prompt(subject, "short_lived")
     return SUBJECTS + ["prompted-only"]
 
 
-def test_population_covers_every_status_and_checks_and_audiences_agree(api, population):
-    states = {s: api.state(s)["purposes"] for s in population}
+def test_population_covers_every_status_and_checks_and_audiences_agree(tenant, population):
+    states = {s: tenant.state(s)["purposes"] for s in population}
     for i, subject in enumerate(SUBJECTS):
         for purpose in TARGETS:
             assert states[subject][purpose]["status"] == target(i, purpose), (subject, purpose)
@@ -74,26 +74,30 @@ def test_population_covers_every_status_and_checks_and_audiences_agree(api, popu
     unknown = ["never-seen", "gone"]
     for purpose in (*TARGETS, "necessary"):
         allowed = {s for s in population if states[s][purpose]["allowed"]}
-        results = api.call("POST", "/v1/checks", {"purpose": purpose, "subject_ids": population + unknown})
+        results = check(tenant, purpose, population + unknown)
         assert results == {"purpose": purpose,
                            "results": {s: s in allowed for s in population + unknown}}
-        assert audience(api, purpose, limit=4) == sorted(allowed)
-    assert sorted(audience(api, "necessary", limit=7)) == sorted(population)
+        assert audience(tenant, purpose, limit=4) == sorted(allowed)
+    assert sorted(audience(tenant, "necessary", limit=7)) == sorted(population)
 
 
-def test_allowed_is_only_granted_or_essential(api, population):
-    states = {s: api.state(s)["purposes"] for s in population}
+def test_allowed_is_only_granted_or_essential(tenant, population):
+    states = {s: tenant.state(s)["purposes"] for s in population}
     for subject, purposes in states.items():
         for key, state in purposes.items():
             assert state["allowed"] == (state["status"] == GRANTED), (subject, key, state)
 
 
-def audience(api, purpose: str, limit: int) -> list[str]:
+def check(tenant, purpose: str, subject_ids: list[str], expect: int = 200) -> dict:
+    return tenant.post("/v1/checks", {"purpose": purpose, "subject_ids": subject_ids}, expect=expect).json
+
+
+def audience(tenant, purpose: str, limit: int) -> list[str]:
     """Walk every page; each page is ordered, at most limit long, and the walk ends on null."""
     items, cursor, pages = [], None, 0
     while True:
         query = {"limit": limit, **({"cursor": cursor} if cursor else {})}
-        page = api.call("GET", f"/v1/audiences/{purpose}", query=query)
+        page = tenant.get(f"/v1/audiences/{purpose}", query=query, expect=200).json
         assert len(page["items"]) <= limit and page["items"] == sorted(page["items"])
         items += page["items"]
         pages += 1
@@ -106,26 +110,22 @@ def audience(api, purpose: str, limit: int) -> list[str]:
     return items
 
 
-def test_an_audience_reaches_every_page_even_when_expired_grants_crowd_the_candidates(api):
-    api.purpose("newsletter", "marketing", validity_days=1)
-    api.policy("v1")
+def test_an_audience_reaches_every_page_even_when_expired_grants_crowd_the_candidates(tenant, clock):
+    tenant.purpose("newsletter", "marketing", validity_days=1)
+    tenant.policy("v1", effective_at=None)
     for i in range(12):
-        api.decide(f"old-{i:02d}", newsletter=True)
-    api.advance(days=2)
+        tenant.decide(f"old-{i:02d}", policy="v1", newsletter=True)
+    clock.advance(days=2)
     for i in range(3):
-        api.decide(f"new-{i:02d}", newsletter=True)
-    assert audience(api, "newsletter", limit=2) == ["new-00", "new-01", "new-02"]
-    results = api.call("POST", "/v1/checks", {"purpose": "newsletter",
-                                              "subject_ids": ["old-00", "new-00"]})["results"]
-    assert results == {"old-00": False, "new-00": True}
+        tenant.decide(f"new-{i:02d}", policy="v1", newsletter=True)
+    assert audience(tenant, "newsletter", limit=2) == ["new-00", "new-01", "new-02"]
+    assert check(tenant, "newsletter", ["old-00", "new-00"])["results"] == {"old-00": False, "new-00": True}
 
 
-def test_bulk_check_limits_and_unknown_purpose(api):
-    api.purpose("push", "marketing")
+def test_bulk_check_limits_and_unknown_purpose(tenant):
+    tenant.purpose("push", "marketing")
     too_many = [f"s{i}" for i in range(1001)]
-    assert "subject_ids" in api.call("POST", "/v1/checks", {"purpose": "push", "subject_ids": too_many},
-                                     expect=422)["errors"]
-    assert "purpose" in api.call("POST", "/v1/checks", {"purpose": "nope", "subject_ids": ["a"]},
-                                 expect=422)["errors"]
-    assert api.call("GET", "/v1/audiences/nope", expect=404)["status"] == 404
-    assert "limit" in api.call("GET", "/v1/audiences/push", query={"limit": 501}, expect=422)["errors"]
+    assert "subject_ids" in check(tenant, "push", too_many, expect=422)["errors"]
+    assert "purpose" in check(tenant, "nope", ["a"], expect=422)["errors"]
+    assert tenant.get("/v1/audiences/nope", expect=404).json["status"] == 404
+    assert "limit" in tenant.get("/v1/audiences/push", query={"limit": 501}, expect=422).json["errors"]

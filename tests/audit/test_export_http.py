@@ -14,7 +14,9 @@ from consent_api.domain.model import EVENT_FIELDS
 from consent_api.services import audit
 from consent_api.services.audit import cursor_of
 from consent_api.services.pages import encode_cursor
-from tests.audit.actions import ON_BOTH_STORES, lines
+from tests.audit.ledger import lines
+from tests.support.api import OPERATOR_TOKEN
+from tests.support.apps import ON_BOTH_STORES
 
 pytestmark = ON_BOTH_STORES
 
@@ -22,7 +24,7 @@ ORDER = lambda e: (e["recorded_at"], e["seq"], e["event_id"])
 
 
 def test_ndjson_is_every_event_in_contract_order(ledger):
-    response = ledger.call("GET", "/v1/audit/events")
+    response = ledger.get("/v1/audit/events", expect=200)
     assert response.headers["Content-Type"] == "application/x-ndjson"
     assert response.is_streamed
     events = lines(response.get_data())
@@ -59,7 +61,7 @@ def test_erased_subject_shows_null_id_and_its_chain_still_verifies(ledger):
 
 
 def test_csv_has_a_header_nested_fields_as_json_and_the_same_rows(ledger):
-    response = ledger.call("GET", "/v1/audit/events", query={"format": "csv"})
+    response = ledger.get("/v1/audit/events", query={"format": "csv"}, expect=200)
     assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
     body = response.get_data()
     assert body.startswith(b"event_id,tenant_id,subject_id,subject_ref,seq,")
@@ -162,21 +164,21 @@ def test_cursor_combines_with_filters(ledger):
     ({"limit": "10"}, "limit"),
 ])
 def test_invalid_parameters_are_422_problems(ledger, params, field):
-    response = ledger.call("GET", "/v1/audit/events", query=params, expect=422)
-    assert field in response["errors"]
-    assert response["status"] == 422 and response["type"].endswith("/validation")
+    problem = ledger.get("/v1/audit/events", query=params, expect=422).json
+    assert field in problem["errors"]
+    assert problem["status"] == 422 and problem["type"].endswith("/validation")
 
 
 def test_a_repeated_parameter_is_refused(ledger):
     response = ledger.client.get("/v1/audit/events?purpose=location&purpose=personalized_push",
-                                 headers={"Authorization": f"Bearer {ledger.admin_key}"})
+                                 headers=ledger.headers)
     assert response.status_code == 422
     assert response.mimetype == "application/problem+json"
     assert "purpose" in response.get_json()["errors"]
 
 
 def test_an_auditor_key_exports_but_writes_nothing(ledger):
-    auditor = ledger.key("audit:read")
+    auditor = ledger.issue_key("audit:read")
     assert lines(ledger.export(token=auditor)) == lines(ledger.export())
     assert ledger.manifest(token=auditor)
     body = {"decisions": [{"purpose": "location", "granted": True}], "policy_version": "v2",
@@ -192,27 +194,27 @@ def test_an_auditor_key_exports_but_writes_nothing(ledger):
     ]
     before = ledger.export()
     for method, path, payload in writes:
-        problem = ledger.call(method, path, payload, token=auditor, expect=403)
+        problem = ledger.call(method, path, payload, token=auditor, expect=403).json
         assert problem["status"] == 403
     assert ledger.export() == before
 
 
 def test_other_scopes_and_no_credentials_cannot_export(ledger):
-    reader = ledger.key("consents:read", "consents:write")
+    reader = ledger.issue_key("consents:read", "consents:write")
     for path in ("/v1/audit/events", "/v1/audit/manifest"):
-        assert ledger.call("GET", path, token=reader, expect=403)["status"] == 403
+        assert ledger.get(path, token=reader, expect=403).json["status"] == 403
         assert ledger.client.get(path).status_code == 401
-        assert ledger.call("GET", path, token="op", expect=403)["status"] == 403
+        assert ledger.get(path, token=OPERATOR_TOKEN, expect=403).json["status"] == 403
 
 
 def test_another_tenants_auditor_sees_none_of_these_events(ledger):
-    other = ledger.call("POST", "/v1/tenants", {"name": "Other"}, token="op", expect=201)["admin_key"]
+    other = ledger.api.new_tenant("Other", purposes=None).admin
     assert ledger.export(token=other) == b""
 
 
 def test_the_export_is_streamed_in_chunks_from_a_generator(ledger, monkeypatch):
     monkeypatch.setattr(audit, "CHUNK_BYTES", 4096)
-    response = ledger.call("GET", "/v1/audit/events")
+    response = ledger.get("/v1/audit/events", expect=200)
     chunks = list(response.response)
     assert len(chunks) > 2 and all(isinstance(c, bytes) for c in chunks)
     assert all(len(c) < 4096 + 2000 for c in chunks)  # a chunk ends at the first line past the size

@@ -14,7 +14,7 @@ from consent_api.domain.clock import parse_ts
 from consent_api.domain.model import EVENT_FIELDS
 from consent_api.errors import Unavailable
 from consent_api.services import audit
-from tests.audit.actions import lines
+from tests.audit.ledger import lines
 
 
 @pytest.mark.parametrize("query", [
@@ -24,8 +24,8 @@ from tests.audit.actions import lines
 def test_count_agrees_with_the_export(ledger, query):
     deps = ledger.client.application.extensions["consent_api.deps"]
     typed = {k: parse_ts(v) if k in ("since", "until") else v for k, v in query.items()}
-    plan = audit.plan(deps, ledger.tenant_id, audit.ExportQuery(**typed))
-    assert audit.count(deps, ledger.tenant_id, plan) == len(lines(ledger.export(**query)))
+    plan = audit.plan(deps, ledger.id, audit.ExportQuery(**typed))
+    assert audit.count(deps, ledger.id, plan) == len(lines(ledger.export(**query)))
 
 
 def test_the_query_starts_before_the_answer_and_the_rest_streams(ledger, monkeypatch):
@@ -41,7 +41,7 @@ def test_the_query_starts_before_the_answer_and_the_rest_streams(ledger, monkeyp
             yield event
 
     monkeypatch.setattr(deps.store, "export_events", counting)
-    out = audit.export(deps, ledger.tenant_id, audit.ExportQuery())
+    out = audit.export(deps, ledger.id, audit.ExportQuery())
     assert 0 < len(pulled) < 13  # the first chunk only
     body = b"".join(out.chunks)
     assert len(pulled) == 13 and len(lines(body)) == 13
@@ -51,7 +51,7 @@ def test_the_query_starts_before_the_answer_and_the_rest_streams(ledger, monkeyp
         yield  # pragma: no cover
 
     monkeypatch.setattr(deps.store, "export_events", unavailable)
-    problem = ledger.call("GET", "/v1/audit/events", expect=503)
+    problem = ledger.get("/v1/audit/events", expect=503).json
     assert problem["status"] == 503 and problem["detail"] == "the store does not answer"
 
 

@@ -11,7 +11,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from consent_api.security.tokens import public_jwk
 from consent_api.verify import Failure, read_manifest, verify_export
-from tests.audit.actions import ON_BOTH_STORES, lines
+from tests.audit.ledger import lines
+from tests.support.apps import ON_BOTH_STORES
 
 pytestmark = ON_BOTH_STORES
 
@@ -23,7 +24,7 @@ def decode_with_jwks_only(token: str, jwks: dict) -> dict:
 
 
 def test_manifest_verifies_with_the_jwks_and_states_count_digests_and_heads(ledger):
-    response = ledger.call("GET", "/v1/audit/manifest")
+    response = ledger.get("/v1/audit/manifest", expect=200).json
     assert set(response) == {"manifest"}
     payload = decode_with_jwks_only(response["manifest"], ledger.jwks())
     ndjson, csv = ledger.export(), ledger.export(format="csv")
@@ -38,7 +39,7 @@ def test_manifest_verifies_with_the_jwks_and_states_count_digests_and_heads(ledg
     assert payload["filters"] == {"since": None, "until": None, "purpose": None, "subject_id": None,
                                   "subject_ref": None}
     assert payload["issued_at"] == "2026-03-02T10:10:00.000000Z"
-    assert payload["tenant_id"] == ledger.tenant_id
+    assert payload["tenant_id"] == ledger.id
     assert jwt.get_unverified_header(response["manifest"])["alg"] == "ES256"
 
 
@@ -62,9 +63,9 @@ def test_manifest_of_an_empty_export(ledger):
 
 def test_manifest_takes_the_exports_query_but_refuses_a_cursor(ledger):
     assert ledger.manifest(format="csv")
-    assert "cursor" in ledger.call("GET", "/v1/audit/manifest", query={"cursor": "WzFd"}, expect=422)["errors"]
-    assert "format" in ledger.call("GET", "/v1/audit/manifest", query={"format": "xml"}, expect=422)["errors"]
-    assert "bogus" in ledger.call("GET", "/v1/audit/manifest", query={"bogus": "1"}, expect=422)["errors"]
+    assert "cursor" in ledger.get("/v1/audit/manifest", query={"cursor": "WzFd"}, expect=422).json["errors"]
+    assert "format" in ledger.get("/v1/audit/manifest", query={"format": "xml"}, expect=422).json["errors"]
+    assert "bogus" in ledger.get("/v1/audit/manifest", query={"bogus": "1"}, expect=422).json["errors"]
 
 
 def test_http_export_and_manifest_verify_offline(ledger, tmp_path):

@@ -10,7 +10,7 @@ import pytest
 
 from consent_api import cli
 from consent_api.verify import verify_files
-from tests.audit.actions import lines
+from tests.audit.ledger import lines
 
 
 class Cli:
@@ -225,9 +225,9 @@ def test_the_manifest_of_another_export_fails(file_ledger, exported, run):
     assert "purpose is not the filter's 'location'" in verdict
 
 
-def test_the_manifest_of_a_later_export_with_the_same_filters_fails(file_ledger, exported, run):
-    file_ledger.advance(minutes=1)
-    file_ledger.decide("bob", personalized_push=True)
+def test_the_manifest_of_a_later_export_with_the_same_filters_fails(file_ledger, clock, exported, run):
+    clock.advance(minutes=1)
+    file_ledger.decide("bob", policy="v1", personalized_push=True)
     later = run.export("later.ndjson")
     code, verdict = run.verify(exported, manifest=later.with_name("later.ndjson.manifest.jws"))
     assert (code, verdict) == (1, "FAILED: the file has 13 events, the manifest says 14")
@@ -290,10 +290,10 @@ def test_resume_keeps_complete_lines_and_finishes_the_same_export(file_ledger, r
     assert run.verify(part)[0] == 0
 
 
-def test_resume_picks_up_events_recorded_since(file_ledger, run):
+def test_resume_picks_up_events_recorded_since(file_ledger, clock, run):
     first = run.export("e.ndjson").read_bytes()
-    file_ledger.advance(minutes=3)
-    file_ledger.decide("frank", location=True)
+    clock.advance(minutes=3)
+    file_ledger.decide("frank", policy="v1", location=True)
     code, _, err = run.run("export", "--out", run.tmp / "e.ndjson", "--resume")
     assert code == 0 and "(13 kept from the earlier run)" in err
     resumed = (run.tmp / "e.ndjson").read_bytes()
@@ -323,10 +323,10 @@ def test_resume_without_a_file_starts_a_new_export(file_ledger, run):
 # --- tenants and arguments -----------------------------------------------------------------------------
 
 def test_several_tenants_need_tenant(file_ledger, run):
-    file_ledger.call("POST", "/v1/tenants", {"name": "Other"}, token="op", expect=201)
+    file_ledger.api.new_tenant("Other", purposes=None)
     code, _, err = run.run("export", "--out", run.tmp / "x")
     assert code == 2 and "name one with --tenant" in err
-    code, _, err = run.run("export", "--out", run.tmp / "x", "--tenant", file_ledger.tenant_id)
+    code, _, err = run.run("export", "--out", run.tmp / "x", "--tenant", file_ledger.id)
     assert code == 0 and "wrote 13 events" in err
     code, _, err = run.run("export", "--out", run.tmp / "x", "--tenant", "ten_nope")
     assert code == 2 and "unknown tenant" in err

@@ -8,124 +8,27 @@ CI (which installs both) cannot pass without running them.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.browser.pageops import POLICY, TIMEOUT_MS
-
-REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("CONSENT_CHROMIUM", "/usr/bin/chromium")
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--no-first-run"]
-OPERATOR_TOKEN = "op-token-browser-tests"
-READY_TIMEOUT_S = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def iso(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-# --- the API over HTTP -----------------------------------------------------------------------
-
-@dataclass
-class Api:
-    base: str
-
-    def call(self, method: str, path: str, body: Any = None, token: str | None = None,
-             headers: dict[str, str] | None = None) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base + path, data=data, method=method)
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        if token:
-            request.add_header("Authorization", f"Bearer {token}")
-        for name, value in (headers or {}).items():
-            request.add_header(name, value)
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                raw, status = response.read(), response.status
-        except urllib.error.HTTPError as exc:
-            raw, status = exc.read(), exc.code
-        return status, (json.loads(raw) if raw else None)
-
-    def ok(self, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
-        status, answer = self.call(method, path, body, token)
-        assert 200 <= status < 300, f"{method} {path} -> {status}: {answer}"
-        return answer
+from tests.browser.pageops import TIMEOUT_MS
+from tests.support import servers
+from tests.support.api import Api, HttpClient, Tenant
+from tests.support.chromium import chromium
 
 
 @pytest.fixture(scope="session")
-def api_server(tmp_path_factory) -> str:
-    """`consent-api serve` as a subprocess on a free port; its log goes to a file."""
-    tmp = tmp_path_factory.mktemp("server")
-    port = free_port()
-    env = {**os.environ, "CONSENT_DATABASE_URL": f"sqlite:///{tmp}/consent.db",
-           "CONSENT_ADMIN_TOKEN": OPERATOR_TOKEN}
-    log_path = tmp / "server.log"
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "consent_api.cli", "serve", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1"],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO,
-        start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-
-    def stop() -> None:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        log.close()
-
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while True:
-        if proc.poll() is not None:
-            stop()
-            pytest.fail(f"consent-api serve exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}",
-                        pytrace=False)
-        try:
-            with urllib.request.urlopen(base + "/readyz", timeout=1) as response:
-                if response.status == 200:
-                    break
-        except (OSError, urllib.error.URLError):
-            pass
-        if time.monotonic() > deadline:
-            stop()
-            pytest.fail(f"consent-api serve not ready after {READY_TIMEOUT_S:.0f} s:\n"
-                        f"{log_path.read_text()[-3000:]}", pytrace=False)
-        time.sleep(0.1)
-    yield base
-    stop()
-
-
-@pytest.fixture(scope="session")
-def api(api_server) -> Api:
-    return Api(api_server)
+def shared_server(tmp_path_factory) -> servers.Server:
+    """One `consent-api serve` (one worker) for the whole session; its log goes to a file."""
+    with servers.serving(tmp_path_factory.mktemp("server"), workers=1) as server:
+        yield server
 
 
 # --- the shop's pages, on another origin -------------------------------------------------------
@@ -208,87 +111,32 @@ def page_server(tmp_path_factory):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, directory=str(root), **kwargs)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="page-server", daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with servers.serving_files(Handler) as origin:
+        yield root, origin
 
 
-# --- tenants, made through the HTTP API ---------------------------------------------------------
-
-PURPOSES = {
-    "necessary": {"kind": "cookie", "essential": True,
-                  "title": {"en": "Strictly necessary", "zh-CN": "必要 Cookie"},
-                  "description": {"en": "Sign-in, basket and security.", "zh-CN": "登录、购物车与安全。"}},
-    "analytics": {"kind": "cookie", "consent_mode": ["analytics_storage"],
-                  "title": {"en": "Analytics", "zh-CN": "统计分析"},
-                  "description": {"en": "Counts visits to improve the shop.",
-                                  "zh-CN": "统计访问量，用于改进网站。"}},
-    "ads": {"kind": "marketing", "consent_mode": ["ad_storage", "ad_user_data", "ad_personalization"],
-            "title": {"en": "Personalised ads", "zh-CN": "个性化广告"},
-            "description": {"en": "Ads that match your interests.", "zh-CN": "根据您的兴趣展示广告。"}},
-    "sharing": {"kind": "third_party",
-                "title": {"en": "Sharing with partners", "zh-CN": "与合作方共享"},
-                "description": {"en": "Your order history, shared with our delivery partner.",
-                                "zh-CN": "与配送合作方共享您的订单记录。"}},
-    "faceid": {"kind": "processing", "sensitive": True,
-               "title": {"en": "Face recognition", "zh-CN": "人脸识别"}},
-}
-VENDOR = {"name": "Umeng analytics SDK", "company": "友盟同欣（北京）科技有限公司",
-          "data_collected": ["device identifiers", "pages visited"], "purposes": ["analytics"],
-          "scenario": "Visit statistics", "privacy_policy_url": "https://www.umeng.com/policy"}
-
+# --- shops, made through the HTTP API ------------------------------------------------------------
 
 @dataclass
 class Shop:
-    """One tenant as its backend sees it, plus the page site bound to its publishable key."""
+    """A web shop: its tenant, as the shop's backend calls the API, and its pages."""
 
-    api: Api
-    id: str
-    admin: str
-    pk: str
+    tenant: Tenant
     site: Site
-    policies: list[str] = field(default_factory=list)
 
     def page(self, body: str = "", **kw: Any) -> str:
         return self.site.page(body, **kw)
 
-    def history(self, subject: str) -> list[dict]:
-        status, body = self.api.call("GET", f"/v1/subjects/{subject}/history?limit=500", token=self.admin)
-        return body["items"] if status == 200 else []
-
-    def decisions(self, subject: str) -> list[tuple[str, str]]:
-        return [(e["purpose"], e["action"]) for e in self.history(subject)]
-
-    def state(self, subject: str) -> dict:
-        return self.api.ok("GET", f"/v1/subjects/{subject}/consents", token=self.admin)
-
-    def publish(self, version: str, material: bool, effective_at: str | None = None) -> None:
-        body = {"version": version, "material": material, "url": f"https://tea.example/privacy/{version}"}
-        if effective_at:
-            body["effective_at"] = effective_at
-        self.api.ok("POST", "/v1/policies", body, token=self.admin)
-        self.policies.append(version)
-
 
 @pytest.fixture(scope="session")
-def make_shop(api, page_server):
+def make_shop(shared_server, page_server):
     root, origin = page_server
+    api = Api(HttpClient(shared_server.url))
 
     def make(name: str = "Tea shop") -> Shop:
-        tenant = api.ok("POST", "/v1/tenants", {"name": name}, token=OPERATOR_TOKEN)
-        admin = tenant["admin_key"]
-        for key, body in PURPOSES.items():
-            api.ok("PUT", f"/v1/purposes/{key}", body, token=admin)
-        api.ok("PUT", "/v1/vendors/umeng", VENDOR, token=admin)
-        pk = api.ok("POST", "/v1/keys", {"name": "web banner", "type": "publishable",
-                                         "origins": [origin]}, token=admin)["key"]
-        shop = Shop(api, tenant["id"], admin, pk, Site(root, origin, api.base, pk))
-        shop.publish(POLICY, material=True, effective_at=iso(datetime.now(timezone.utc) - timedelta(days=1)))
-        return shop
+        tenant = api.new_tenant(name, purposes=None)
+        publishable = tenant.set_up_banner(origin)
+        return Shop(tenant, Site(root, origin, shared_server.url, publishable))
 
     return make
 
@@ -303,17 +151,8 @@ def shop(make_shop) -> Shop:
 
 @pytest.fixture(scope="session")
 def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (`apt-get install chromium`, "
-                    "as .ci/run does); browser tests never skip", pytrace=False)
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("the Python package playwright is missing: pip install -e '.[test]'", pytrace=False)
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from typing import Any
 
 # Generous enough for a loaded CI machine; a passing run never waits this long.
 TIMEOUT_MS = 10_000
-POLICY = "2026-01"  # the first policy of every test tenant
 CHOOSABLE = ("ads", "analytics", "sharing")  # the purposes with a switch, sorted
 BANNER = "#consent-sdk section"
 PANEL = "#consent-sdk [role=dialog]"

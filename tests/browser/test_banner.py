@@ -8,7 +8,6 @@ from tests.browser.pageops import (
     BANNER,
     CHOOSABLE,
     PANEL,
-    POLICY,
     ROOT,
     allowed,
     button,
@@ -18,6 +17,7 @@ from tests.browser.pageops import (
     subject_id,
     switches,
 )
+from tests.builders import POLICY
 
 pytestmark = pytest.mark.browser
 
@@ -52,7 +52,7 @@ def test_accept_all_is_recorded_remembered_and_in_the_server_history(shop, conte
     cookie = consent_cookie(context)
     assert cookie.startswith(f"1~{POLICY}~") and len(cookie) < 100
 
-    history = shop.history(anon)
+    history = shop.tenant.history(anon)
     assert sorted((e["purpose"], e["action"]) for e in history) == [(p, "grant") for p in CHOOSABLE]
     assert {e["source"]["channel"] for e in history} == {"web"}
     assert {e["policy_version"] for e in history} == {POLICY}
@@ -63,7 +63,7 @@ def test_accept_all_is_recorded_remembered_and_in_the_server_history(shop, conte
     assert page.locator(ROOT).count() == 0, "a remembered decision must not show the banner again"
     assert allowed(page)["ads"] is True
     assert subject_id(page) == anon
-    assert len(shop.history(anon)) == 3, "a reload records nothing"
+    assert len(shop.tenant.history(anon)) == 3, "a reload records nothing"
 
 
 def test_reject_all_refuses_everything_and_is_remembered(shop, page):
@@ -71,8 +71,8 @@ def test_reject_all_refuses_everything_and_is_remembered(shop, page):
     decide(page, "reject-all")
     assert allowed(page) == {"necessary": True, "analytics": False, "ads": False, "sharing": False}
     anon = subject_id(page)
-    assert sorted(shop.decisions(anon)) == [(p, "deny") for p in CHOOSABLE]
-    state = shop.state(anon)["purposes"]
+    assert sorted(shop.tenant.decisions(anon)) == [(p, "deny") for p in CHOOSABLE]
+    state = shop.tenant.state(anon)["purposes"]
     assert [state[p]["status"] for p in CHOOSABLE] == ["denied"] * 3
 
     page.reload()
@@ -102,7 +102,7 @@ def test_preferences_panel_saves_one_switch_per_purpose(shop, page):
     decide(page, "save")
     assert page.locator(ROOT).count() == 0
     assert allowed(page) == {"necessary": True, "analytics": True, "ads": False, "sharing": False}
-    assert sorted(shop.decisions(subject_id(page))) == [
+    assert sorted(shop.tenant.decisions(subject_id(page))) == [
         ("ads", "deny"), ("analytics", "grant"), ("sharing", "deny")]
 
     page.reload()
@@ -126,10 +126,10 @@ def test_withdrawal_from_the_panel_is_as_easy_as_consent(shop, page):
     page.locator("#settings").click()
     decide(page, "reject-all")
     assert allowed(page) == {"necessary": True, "analytics": False, "ads": False, "sharing": False}
-    history = shop.decisions(anon)
+    history = shop.tenant.decisions(anon)
     assert history[3:] == [("ads", "withdraw"), ("analytics", "grant"), ("sharing", "grant"),
                            ("ads", "deny"), ("analytics", "withdraw"), ("sharing", "withdraw")]
-    state = shop.state(anon)["purposes"]
+    state = shop.tenant.state(anon)["purposes"]
     assert {p: state[p]["status"] for p in CHOOSABLE} == {
         "ads": "denied", "analytics": "withdrawn", "sharing": "withdrawn"}
 
@@ -144,7 +144,7 @@ def test_withdraw_all_from_the_api_resolves_once_recorded(shop, page):
     })""")
     assert changes["events"] == 3
     assert changes["seen"][-1] == {"necessary": True, "analytics": False, "ads": False, "sharing": False}
-    assert sorted(shop.decisions(subject_id(page))[3:]) == [(p, "withdraw") for p in CHOOSABLE]
+    assert sorted(shop.tenant.decisions(subject_id(page))[3:]) == [(p, "withdraw") for p in CHOOSABLE]
     page.reload()
     ready(page)
     assert page.locator(ROOT).count() == 0 and allowed(page)["analytics"] is False

@@ -7,7 +7,6 @@ import pytest
 from tests.browser.pageops import (
     BANNER,
     CHOOSABLE,
-    POLICY,
     ROOT,
     TIMEOUT_MS,
     allowed,
@@ -17,6 +16,7 @@ from tests.browser.pageops import (
     subject_id,
     switches,
 )
+from tests.builders import POLICY
 
 pytestmark = pytest.mark.browser
 
@@ -30,10 +30,10 @@ def test_inlined_config_embed_makes_no_config_request(shop, page):
     assert answer["state"]["purposes"]["analytics"]["allowed"] is True
     config_calls = [url for _, url in requests if "/v1/public/config" in url]
     assert config_calls == [], f"the inlined config must save the config request: {config_calls}"
-    api_calls = [(m, url.split("?")[0]) for m, url in requests if url.startswith(shop.api.base)]
-    assert api_calls == [("GET", f"{shop.api.base}/sdk/consent.js"),
-                         ("POST", f"{shop.api.base}/v1/public/consents")]
-    assert sorted(shop.decisions(subject_id(page))) == [(p, "grant") for p in CHOOSABLE]
+    api_calls = [(m, url.split("?")[0]) for m, url in requests if url.startswith(shop.site.api)]
+    assert api_calls == [("GET", f"{shop.site.api}/sdk/consent.js"),
+                         ("POST", f"{shop.site.api}/v1/public/consents")]
+    assert sorted(shop.tenant.decisions(subject_id(page))) == [(p, "grant") for p in CHOOSABLE]
 
 
 def test_config_request_is_made_without_the_inlined_config(shop, page):
@@ -59,8 +59,8 @@ def test_material_policy_published_after_the_decision_asks_again(make_shop, brow
     early = subject_id(page)
     early_state = context.storage_state()
 
-    shop.publish("2026-02", material=True)
-    assert shop.state(early)["needs_reconsent"] is True
+    shop.tenant.policy("2026-02", material=True, effective_at=None)
+    assert shop.tenant.state(early)["needs_reconsent"] is True
 
     later = browser.new_context()
     try:
@@ -73,7 +73,7 @@ def test_material_policy_published_after_the_decision_asks_again(make_shop, brow
 
     # A non-material change after that: asks nobody who decided under 2026-02, but still asks
     # the visitor whose decision predates the material 2026-02.
-    shop.publish("2026-03", material=False)
+    shop.tenant.policy("2026-03", material=False, effective_at=None)
     for state, asked in ((early_state, True), (late_state, False)):
         ctx = returning_visitor(browser, state)
         try:
@@ -92,12 +92,12 @@ def test_material_policy_published_after_the_decision_asks_again(make_shop, brow
             assert switches(again) == {"analytics": False, "ads": False, "sharing": False}
             again.get_by_role("switch", name="Analytics").check()
             decide(again, "save")
-            latest = shop.history(early)[3:]
+            latest = shop.tenant.history(early)[3:]
             assert {e["policy_version"] for e in latest} == {"2026-03"}
-            assert shop.state(early)["needs_reconsent"] is False
+            assert shop.tenant.state(early)["needs_reconsent"] is False
             again.reload()
             ready(again)
             assert again.locator(ROOT).count() == 0
         finally:
             ctx.close()
-    assert {e["policy_version"] for e in shop.history(early)[:3]} == {POLICY}
+    assert {e["policy_version"] for e in shop.tenant.history(early)[:3]} == {POLICY}

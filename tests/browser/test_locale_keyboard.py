@@ -49,7 +49,7 @@ def test_zh_cn_texts(shop, browser, how):
         assert button(page, "save").inner_text() == "保存"
         page.get_by_role("switch", name="统计分析").check()
         decide(page, "save")
-        history = shop.history(subject_id(page))
+        history = shop.tenant.history(subject_id(page))
         assert {e["locale"] for e in history} == {"zh-CN"}
     finally:
         context.close()
@@ -64,7 +64,7 @@ def test_keyboard_only_tab_reaches_the_buttons_and_enter_accepts(shop, page):
         page.keyboard.press("Enter")
     assert page.locator(ROOT).count() == 0
     assert allowed(page)["analytics"] is True
-    assert sorted(shop.decisions(subject_id(page))) == [("ads", "grant"), ("analytics", "grant"),
+    assert sorted(shop.tenant.decisions(subject_id(page))) == [("ads", "grant"), ("analytics", "grant"),
                                                         ("sharing", "grant")]
 
 

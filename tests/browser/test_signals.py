@@ -77,7 +77,7 @@ def test_global_privacy_control_keeps_marketing_and_sharing_off_and_is_recorded(
         decide(page, "save")
     assert sent.value.post_data_json["gpc"] is True
     anon = subject_id(page)
-    history = shop.history(anon)
+    history = shop.tenant.history(anon)
     assert sorted((e["purpose"], e["action"]) for e in history) == [
         ("ads", "deny"), ("analytics", "grant"), ("sharing", "deny")]
     assert all(e["evidence"]["gpc"] is True for e in history)
@@ -85,7 +85,7 @@ def test_global_privacy_control_keeps_marketing_and_sharing_off_and_is_recorded(
     # An explicit Accept all still grants, and still records the signal.
     page.evaluate("ConsentSDK.show()")
     decide(page, "accept-all")
-    latest = shop.history(anon)[3:]
+    latest = shop.tenant.history(anon)[3:]
     assert sorted((e["purpose"], e["action"]) for e in latest) == [(p, "grant") for p in CHOOSABLE]
     assert all(e["evidence"]["gpc"] is True for e in latest)
 

@@ -20,19 +20,16 @@ report with a curl line per failure; the server log is kept in pytest's tmp dire
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 
-from tests.support.openapi_contract import ROOT
-from tests.support.world import OPERATOR_TOKEN, POLICY, PURPOSES, bearer, decisions, make_tenant, seed_catalog
+from tests.builders import APP_PURPOSES, POLICY, decision
+from tests.support import servers
+from tests.support.api import OPERATOR_TOKEN, bearer
 
 pytestmark = pytest.mark.fuzz
 
@@ -75,73 +72,19 @@ PROFILE = os.environ.get("CONSENT_FUZZ_PROFILE", "ci")
 SEED = int(os.environ.get("CONSENT_FUZZ_SEED", "20261122"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LiveServer:
-    def __init__(self, workdir: Path):
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = workdir / "server.log"
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "CONSENT_ADMIN_TOKEN": OPERATOR_TOKEN,
-               "CONSENT_DATABASE_URL": f"sqlite:///{workdir / 'consent.db'}"}
-        with self.log.open("wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "consent_api.cli", "serve", "--host", "127.0.0.1",
-                 "--port", str(self.port), "--workers", "1"],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def wait_ready(self, timeout_s: float = 60) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"consent-api serve exited:\n{self.log.read_text()[-3000:]}")
-            try:
-                if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.1)  # polling for start-up, not timing a result
-        raise RuntimeError("consent-api serve did not become ready")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)  # the session holds only this server and its workers
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-
-    def post(self, path, body, headers):
-        return requests.post(self.url + path, json=body, headers=headers, timeout=10)
-
-    def put(self, path, body, headers):
-        return requests.put(self.url + path, json=body, headers=headers, timeout=10)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    live = LiveServer(tmp_path_factory.mktemp("fuzz"))
-    try:
-        live.wait_ready()
+    with servers.serving(tmp_path_factory.mktemp("fuzz"), workers=1) as live:
         yield live
-    finally:
-        live.stop()
 
 
-def role_headers(server: LiveServer, role: str) -> dict[str, str]:
-    """A fresh tenant with a catalog and one subject with decisions; the role's headers."""
+def role_headers(server: servers.Server, role: str) -> dict[str, str]:
+    """A fresh app tenant with one subject's decisions; the role's headers."""
     if role == "operator":
         return bearer(OPERATOR_TOKEN)
-    tenant = make_tenant(server.post, f"fuzz {role}")
-    seed_catalog(server.put, server.post, tenant)
-    recorded = server.post(f"/v1/subjects/{SUBJECT}/consents",
-                           decisions(("personalized_push", True), ("marketing_sms", False)), bearer(tenant.writer))
-    assert recorded.status_code == 201, recorded.text
+    tenant = server.api().new_app_tenant(f"fuzz {role}")
+    tenant.record(SUBJECT, decision("personalized_push"), decision("marketing_sms", False), token=tenant.writer,
+                  expect=201)
     if role == "revoker":
         return bearer(tenant.admin)
     return tenant.roles(SUBJECT)[role]
@@ -161,10 +104,10 @@ def test_schemathesis_finds_nothing(server, role, tmp_path):
         command += ["--include-operation-id", op]
     for op in run.exclude:
         command += ["--exclude-operation-id", op]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "SCHEMATHESIS_HOOKS": "tests.fuzz.hooks",
-           "CONSENT_FUZZ_PURPOSES": ",".join(PURPOSES), "CONSENT_FUZZ_POLICY": POLICY,
+    env = {**os.environ, "PYTHONPATH": str(servers.REPO), "SCHEMATHESIS_HOOKS": "tests.fuzz.hooks",
+           "CONSENT_FUZZ_PURPOSES": ",".join(APP_PURPOSES), "CONSENT_FUZZ_POLICY": POLICY,
            "CONSENT_FUZZ_SUBJECT": SUBJECT}
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    result = subprocess.run(command, cwd=servers.REPO, env=env, capture_output=True, text=True, timeout=1800)
     report = result.stdout + result.stderr
     (tmp_path / f"schemathesis-{role}.txt").write_text(report)
     summary = report[report.rfind("Test cases:"):].strip()

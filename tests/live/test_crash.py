@@ -3,44 +3,30 @@ restart on the same file, every chain verifies, and the stored states rebuild un
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import random
 import subprocess
 import sys
 import threading
 import time
-import urllib.parse
 
 from consent_api.domain.ledger import verify_chain
-from tests.live.conftest import OPERATOR, ROOT, start_server
+from tests.support import servers
 
 WRITERS = 8
 SUBJECTS = [f"crash-{n}" for n in range(24)]  # few enough that writers share chains
 PURPOSES = ("push", "location", "marketing_sms")
-
-
-def history(server, key: str, subject_id: str) -> list[dict]:
-    events, cursor = [], None
-    while True:
-        query = "?limit=500" + (f"&cursor={urllib.parse.quote(cursor)}" if cursor else "")
-        status, page = server.call("GET", f"/v1/subjects/{subject_id}/history{query}", token=key)
-        assert status == 200, page
-        events += page["items"]
-        cursor = page["next_cursor"]
-        if not cursor:
-            return events
+LOADED = 50  # acknowledged writes before the kill, however long a loaded machine takes to get there
 
 
 def test_acknowledged_writes_survive_kill_9(tmp_path):
-    server = start_server(tmp_path)
+    server = servers.serve(tmp_path)
     try:
-        status, tenant = server.call("POST", "/v1/tenants", {"name": "Crash"}, OPERATOR)
-        key = tenant["admin_key"]
+        tenant = server.api().new_tenant("Crash", purposes=None)
         for purpose in PURPOSES:
-            assert server.call("PUT", f"/v1/purposes/{purpose}",
-                               {"kind": "processing", "title": {"en": purpose}}, key)[0] == 201
-        assert server.call("POST", "/v1/policies",
-                           {"version": "v1", "effective_at": "2026-01-01T00:00:00Z"}, key)[0] == 201
+            tenant.put(f"/v1/purposes/{purpose}", {"kind": "processing", "title": {"en": purpose}}, expect=201)
+        tenant.post("/v1/policies", {"version": "v1", "effective_at": "2026-01-01T00:00:00Z"}, expect=201)
 
         acknowledged: dict[str, set[str]] = {s: set() for s in SUBJECTS}
         lock = threading.Lock()
@@ -53,17 +39,24 @@ def test_acknowledged_writes_survive_kill_9(tmp_path):
                 body = {"decisions": [{"purpose": rng.choice(PURPOSES), "granted": rng.random() < 0.6}],
                         "policy_version": "v1", "source": {"channel": "server"}}
                 try:
-                    status, answer = server.call("POST", f"/v1/subjects/{subject}/consents", body, key)
+                    answer = tenant.post(f"/v1/subjects/{subject}/consents", body)
                 except (OSError, http.client.HTTPException):  # refused, or cut off mid-answer: server gone
                     return
-                if status == 201:
+                if answer.status_code == 201:
                     with lock:
-                        acknowledged[subject].update(e["event_id"] for e in answer["events"])
+                        acknowledged[subject].update(e["event_id"] for e in answer.json["events"])
+
+        def total() -> int:
+            with lock:
+                return sum(len(ids) for ids in acknowledged.values())
 
         threads = [threading.Thread(target=writer, args=(n,)) for n in range(WRITERS)]
         for thread in threads:
             thread.start()
-        time.sleep(random.uniform(1.0, 3.0))
+        deadline = time.monotonic() + 60
+        while total() <= LOADED and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(random.uniform(0.0, 1.0))  # then at an arbitrary point of the write path
         server.kill()  # the whole process group, mid-write
         down.set()
         for thread in threads:
@@ -72,15 +65,15 @@ def test_acknowledged_writes_survive_kill_9(tmp_path):
     finally:
         server.stop()
 
-    total = sum(len(ids) for ids in acknowledged.values())
-    assert total > 50, "the kill came before the load did"
+    assert total() > LOADED, "the kill came before the load did"
 
-    restarted = start_server(tmp_path, database_url=server.database_url)
+    restarted = servers.serve(tmp_path, database_url=server.database_url)
     try:
+        again = dataclasses.replace(tenant, api=restarted.api())
         for subject, ids in acknowledged.items():
             if not ids:
                 continue
-            events = history(restarted, key, subject)
+            events = again.history(subject)
             assert verify_chain(events) == (len(events), None), subject
             missing = ids - {e["event_id"] for e in events}
             assert not missing, f"{subject}: {len(missing)} acknowledged events lost"
@@ -88,7 +81,7 @@ def test_acknowledged_writes_survive_kill_9(tmp_path):
         restarted.stop()
 
     rebuilt = subprocess.run([sys.executable, "-m", "consent_api.cli", "rebuild-state", "--check"],
-                             env={"CONSENT_DATABASE_URL": server.database_url, "PYTHONPATH": str(ROOT)},
+                             env={"CONSENT_DATABASE_URL": server.database_url, "PYTHONPATH": str(servers.REPO)},
                              capture_output=True, text=True, timeout=60)
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "0 differences, 0 broken chains" in rebuilt.stderr

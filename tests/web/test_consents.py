@@ -7,6 +7,7 @@ import pytest
 from consent_api.domain.ledger import ZERO_HASH
 from tests import builders
 from tests.builders import decision
+from tests.support.apps import ON_A_SQLITE_FILE
 
 
 @pytest.fixture
@@ -134,7 +135,7 @@ def test_idempotency_key_replays_the_first_answer(catalog):
     different = catalog.record("u1", decision("push", False), headers=headers)
     assert different.status_code == 409
     other_key = catalog.issue_key("consents:write")
-    fresh = catalog.record("u1", decision("push"), key=other_key, headers=headers)
+    fresh = catalog.record("u1", decision("push"), token=other_key, headers=headers)
     assert fresh.status_code == 201 and fresh.json["events"][0]["seq"] == 2
 
 
@@ -145,11 +146,10 @@ def test_failed_request_does_not_burn_its_idempotency_key(catalog):
     assert catalog.record("u1", decision("nope"), headers=headers).status_code == 201
 
 
-def test_state_survives_a_restart(settings, clock, catalog):
-    from consent_api.web.app import create_app
-
+@ON_A_SQLITE_FILE
+def test_state_survives_a_restart(new_app, catalog):
     catalog.grant("u1", "push")
-    restarted = create_app(settings, clock=clock).test_client()
+    restarted = new_app().test_client()
     again = restarted.get("/v1/subjects/u1/consents", headers=catalog.headers)
     assert again.status_code == 200 and again.json["purposes"]["push"]["status"] == "granted"
 

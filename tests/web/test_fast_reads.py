@@ -14,21 +14,20 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from consent_api.web.fastreads import FastReads
 from consent_api.web.metrics import REQUESTS
-from tests.support.world import bearer, decisions
-from tests.web.conftest import Api, make_app
+from tests.builders import consents, decision
+from tests.support.api import Api, bearer
+from tests.support.apps import ON_A_SQLITE_FILE
 
 CHECK = "/v1/subjects/u-1/consents/{}"
 STATE = "/v1/subjects/u-1/consents"
 
 
 @pytest.fixture
-def world():
-    app = make_app()
-    api = Api(app.test_client())
-    tenant = api.tenant()
-    api.post("/v1/subjects/u-1/consents", json=decisions(("personalized_push", True), ("location", False)),
-             token=tenant.writer, expect=201)
-    return app, api, tenant
+def world(app, api, app_tenant):
+    """The app tenant's user u-1 has granted personalized_push and refused location."""
+    api.post("/v1/subjects/u-1/consents", json=consents(decision("personalized_push"), decision("location", False)),
+             token=app_tenant.writer, expect=201)
+    return app, api, app_tenant
 
 
 def fast_layer(app) -> FastReads:
@@ -58,9 +57,8 @@ def test_the_fast_answer_is_byte_for_byte_flasks(world, path, role):
 
 def test_the_state_of_a_minor_with_archived_purposes_is_the_same_either_way(world):
     app, api, tenant = world
-    api.post("/v1/subjects/kid-1/consents", token=tenant.writer, expect=201, json=decisions(
-        ("personalized_push", True), age_band="under_14",
-        actor={"type": "guardian", "id": "parent-1"}))
+    api.post("/v1/subjects/kid-1/consents", token=tenant.writer, expect=201, json=consents(
+        decision("personalized_push"), age_band="under_14", actor={"type": "guardian", "id": "parent-1"}))
     api.delete("/v1/purposes/location", token=tenant.admin, expect=200)
     layer = fast_layer(app)
     for path in ("/v1/subjects/kid-1/consents", "/v1/subjects/kid-1/consents/location", STATE):
@@ -151,13 +149,12 @@ def test_fast_answers_are_counted_in_metrics(world):
     assert REQUESTS.labels(**labels)._value.get() == before + 3
 
 
-def test_the_rate_limit_counts_each_request_once_whichever_path_answers(tmp_path):
-    db = f"sqlite:///{tmp_path}/limits.db"
-    setup = Api(make_app(database_url=db).test_client())
-    tenant = setup.tenant()
-    setup.post("/v1/subjects/u-1/consents", json=decisions(("personalized_push", True)),
-               token=tenant.writer, expect=201)
-    api = Api(make_app(database_url=db, rate_limit="3/minute").test_client())  # same store, a limit
+@ON_A_SQLITE_FILE  # two apps on one store
+def test_the_rate_limit_counts_each_request_once_whichever_path_answers(api, new_app, app_tenant):
+    api.post("/v1/subjects/u-1/consents", json=consents(decision("personalized_push")),
+             token=app_tenant.writer, expect=201)
+    api = Api(new_app(rate_limit="3/minute").test_client(), validate=True)  # same store, a limit
+    tenant = app_tenant
     api.get("/v1/subjects/nobody/consents/personalized_push", token=tenant.reader, expect=404)  # Flask: 1
     api.get(CHECK.format("personalized_push"), token=tenant.reader, expect=200)  # fast: 2
     api.get(CHECK.format("personalized_push"), token=tenant.reader, expect=200)  # fast: 3
@@ -167,12 +164,12 @@ def test_the_rate_limit_counts_each_request_once_whichever_path_answers(tmp_path
     api.get("/v1/purposes", token=tenant.reader, expect=429)  # one window for the credential
 
 
-def test_a_shared_rate_limit_storage_leaves_the_check_to_flask(tmp_path):
-    app = make_app(rate_limit="100/minute", rate_limit_storage="memory://shared")
+def test_a_shared_rate_limit_storage_leaves_the_check_to_flask(new_app):
+    app = new_app(rate_limit="100/minute", rate_limit_storage="memory://shared")
     assert not isinstance(app.wsgi_app.wsgi_app, FastReads)
-    api = Api(app.test_client())
-    tenant = api.tenant()
-    api.post("/v1/subjects/u-1/consents", json=decisions(("personalized_push", True)),
+    api = Api(app.test_client(), validate=True)
+    tenant = api.new_app_tenant()
+    api.post("/v1/subjects/u-1/consents", json=consents(decision("personalized_push")),
              token=tenant.writer, expect=201)
     assert api.get(CHECK.format("personalized_push"), token=tenant.reader).get_json()["allowed"] is True
 
@@ -189,7 +186,7 @@ def test_the_fast_path_reads_the_apps_current_dependencies(world):
     """Deps are looked up per request, as the views do: a clock moved 200 days on expires the
     180-day cookie grant on both paths alike."""
     app, api, tenant = world
-    api.post("/v1/subjects/u-1/consents", json=decisions(("analytics_cookies", True), channel="web"),
+    api.post("/v1/subjects/u-1/consents", json=consents(decision("analytics_cookies"), channel="web"),
              token=tenant.writer, expect=201)
     deps = app.extensions["consent_api.deps"]
     later = deps.clock() + timedelta(days=200)

@@ -8,8 +8,8 @@ import json
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
+from tests.builders import ORIGIN, POLICY, consents, decision
 from tests.support.openapi_contract import spec
-from tests.support.world import ORIGIN, POLICY, decisions
 
 
 def documented_successes() -> dict[str, set[int]]:
@@ -17,9 +17,9 @@ def documented_successes() -> dict[str, set[int]]:
             for item in spec()["paths"].values() for m, op in item.items() if m != "parameters"}
 
 
-def test_every_operation_answers_as_documented(api, operator):
-    t = api.tenant()
-    other = api.tenant("另一个租户")
+def test_every_operation_answers_as_documented(api, operator, app_tenant):
+    t = app_tenant
+    other = api.new_app_tenant("另一个租户")
 
     # --- tenants and keys ------------------------------------------------------------------
     api.post("/v1/tenants", json={"name": "新租户"}, token=operator, expect=201)
@@ -67,7 +67,8 @@ def test_every_operation_answers_as_documented(api, operator):
     assert api.delete("/v1/purposes/marketing_email", token=t.admin, expect=200).get_json()["archived"]
     api.delete("/v1/purposes/nothing", token=t.admin, expect=404)
 
-    policy = {"version": "2026-03", "effective_at": "2026-03-01T08:00:00+08:00", "material": True,
+    # material, from tomorrow: the decisions below, under POLICY, stay granted
+    policy = {"version": "2026-03", "effective_at": "2026-03-02T08:00:00+08:00", "material": True,
               "url": "https://www.example.cn/privacy/2026-03", "summary": {"zh-CN": "新增出境条款"}}
     api.post("/v1/policies", json=policy, token=t.admin, expect=201)
     api.post("/v1/policies", json=policy, token=t.admin, expect=409)
@@ -88,27 +89,25 @@ def test_every_operation_answers_as_documented(api, operator):
 
     # --- consents --------------------------------------------------------------------------
     path = "/v1/subjects/u-10001"
-    recorded = api.post(f"{path}/consents", json=decisions(("personalized_push", True), ("marketing_sms", False),
-                                                           ("precise_location", True)),
-                        token=t.writer, headers={"Idempotency-Key": "k-1", "User-Agent": "App/1.0"},
-                        expect=201).get_json()
+    three = consents(decision("personalized_push"), decision("marketing_sms", False),
+                     decision("precise_location", separate=True))
+    recorded = api.post(f"{path}/consents", json=three, token=t.writer,
+                        headers={"Idempotency-Key": "k-1", "User-Agent": "App/1.0"}, expect=201).get_json()
     assert [e["action"] for e in recorded["events"]] == ["grant", "deny", "grant"]
-    replay = api.post(f"{path}/consents", json=decisions(("personalized_push", True), ("marketing_sms", False),
-                                                         ("precise_location", True)),
-                      token=t.writer, headers={"Idempotency-Key": "k-1"}, expect=201)
+    replay = api.post(f"{path}/consents", json=three, token=t.writer, headers={"Idempotency-Key": "k-1"},
+                      expect=201)
     assert replay.headers["Idempotent-Replayed"] == "true"
-    api.post(f"{path}/consents", json=decisions(("location", True)), token=t.writer,
+    api.post(f"{path}/consents", json=consents(decision("location")), token=t.writer,
              headers={"Idempotency-Key": "k-1"}, expect=409)
-    api.post(f"{path}/consents", json={**decisions(("precise_location", True)),
-                                       "decisions": [{"purpose": "precise_location", "granted": True}]},
-             token=t.writer, expect=422)
-    api.post(f"{path}/consents", json=decisions(("nope", True)), token=t.writer, expect=422)
-    api.post(f"{path}/consents", json=decisions(("account", False)), token=t.writer, expect=422)
-    api.post(f"{path}/consents", json=decisions(("location", True)), token=t.reader, expect=403)
+    api.post(f"{path}/consents", json=consents(decision("precise_location")), token=t.writer,
+             expect=422)  # a sensitive purpose granted without separate: true
+    api.post(f"{path}/consents", json=consents(decision("nope")), token=t.writer, expect=422)
+    api.post(f"{path}/consents", json=consents(decision("account", False)), token=t.writer, expect=422)
+    api.post(f"{path}/consents", json=consents(decision("location")), token=t.reader, expect=403)
     api.post(f"{path}/consents", data="[", token=t.writer, expect=400)
     own = t.subject_token("u-10001")
-    api.post(f"{path}/consents", json=decisions(("location", True), channel="ios"), token=own, expect=201)
-    api.post("/v1/subjects/u-2/consents", json=decisions(("location", True)), token=own, expect=403)
+    api.post(f"{path}/consents", json=consents(decision("location"), channel="ios"), token=own, expect=201)
+    api.post("/v1/subjects/u-2/consents", json=consents(decision("location")), token=own, expect=403)
     api.post(f"{path}/prompts", json={"purposes": ["marketing_sms"], "source": {"channel": "ios"},
                                       "os_permissions": {"marketing_sms": "not_determined"}},
              token=own, expect=201)

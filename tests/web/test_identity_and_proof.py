@@ -10,6 +10,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from consent_api.domain.ledger import verify_chain
 from tests.builders import decision
+from tests.support.api import Api
+from tests.support.apps import ON_A_SQLITE_FILE
 
 NOW = 1772352000  # 2026-03-01T08:00:00Z, the fixed clock of tests/conftest.py
 
@@ -37,12 +39,12 @@ def subject_token(kid, secret_or_key, alg="HS256", **claims):
 
 def test_hs256_subject_token_reads_and_writes_its_own_subject(tenant, hs256):
     token = subject_token(hs256["kid"], hs256["secret"])
-    recorded = tenant.record("u1", decision("push"), key=token)
+    recorded = tenant.record("u1", decision("push"), token=token)
     assert recorded.status_code == 201
-    assert tenant.get("/v1/subjects/u1/consents", key=token).status_code == 200
-    assert tenant.get("/v1/subjects/u1/history", key=token).status_code == 200
-    assert tenant.get("/v1/subjects/u1/token", key=token).status_code == 200
-    withdraw = tenant.post("/v1/subjects/u1/consents/withdraw-all", {"source": {"channel": "ios"}}, key=token)
+    assert tenant.get("/v1/subjects/u1/consents", token=token).status_code == 200
+    assert tenant.get("/v1/subjects/u1/history", token=token).status_code == 200
+    assert tenant.get("/v1/subjects/u1/token", token=token).status_code == 200
+    withdraw = tenant.post("/v1/subjects/u1/consents/withdraw-all", {"source": {"channel": "ios"}}, token=token)
     assert withdraw.status_code == 200
 
 
@@ -59,7 +61,7 @@ def test_public_key_subject_tokens(tenant, alg, make_private, as_jwk):
     registered = tenant.post("/v1/subject-token-keys", {"alg": alg, "public_key": public_key})
     assert registered.status_code == 201 and "secret" not in registered.json
     token = subject_token(registered.json["kid"], private, alg=alg)
-    assert tenant.record("u1", decision("push"), key=token).status_code == 201
+    assert tenant.record("u1", decision("push"), token=token).status_code == 201
 
 
 def test_public_key_must_fit_the_algorithm(tenant):
@@ -79,14 +81,14 @@ def problem_status(response):
 
 def test_token_signed_with_the_wrong_key_is_401(tenant, hs256):
     forged = subject_token(hs256["kid"], "sts_" + "x" * 43)
-    assert problem_status(tenant.get("/v1/subjects/u1/consents", key=forged)) == 401
+    assert problem_status(tenant.get("/v1/subjects/u1/consents", token=forged)) == 401
 
 
 def test_expired_token_is_401(tenant, hs256):
     iat = NOW - 7200
     expired = jwt.encode({"sub": "u1", "iat": iat, "exp": iat + 600}, hs256["secret"],
                          algorithm="HS256", headers={"kid": hs256["kid"]})
-    assert problem_status(tenant.get("/v1/subjects/u1/consents", key=expired)) == 401
+    assert problem_status(tenant.get("/v1/subjects/u1/consents", token=expired)) == 401
 
 
 def test_alg_none_is_401(tenant, hs256):
@@ -94,7 +96,7 @@ def test_alg_none_is_401(tenant, hs256):
         return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
     unsigned = b64({"alg": "none", "kid": hs256["kid"], "typ": "JWT"}) + "." + b64(now_claims()) + "."
-    assert problem_status(tenant.get("/v1/subjects/u1/consents", key=unsigned)) == 401
+    assert problem_status(tenant.get("/v1/subjects/u1/consents", token=unsigned)) == 401
 
 
 def test_hs256_forged_with_the_registered_public_key_is_401(tenant):
@@ -112,36 +114,36 @@ def test_hs256_forged_with_the_registered_public_key_is_401(tenant):
                      + b64(json.dumps(now_claims()).encode()))
     signature = hmac.new(public_pem.encode(), signing_input.encode(), hashlib.sha256).digest()
     forged = signing_input + "." + b64(signature)
-    assert problem_status(tenant.get("/v1/subjects/u1/consents", key=forged)) == 401
+    assert problem_status(tenant.get("/v1/subjects/u1/consents", token=forged)) == 401
 
 
 def test_token_for_subject_a_on_subject_b_is_403(tenant, hs256):
     tenant.grant("b", "push")
     token_a = subject_token(hs256["kid"], hs256["secret"], sub="a")
-    assert problem_status(tenant.get("/v1/subjects/b/consents", key=token_a)) == 403
-    assert problem_status(tenant.record("b", decision("push", False), key=token_a)) == 403
+    assert problem_status(tenant.get("/v1/subjects/b/consents", token=token_a)) == 403
+    assert problem_status(tenant.record("b", decision("push", False), token=token_a)) == 403
     assert tenant.state("b")["purposes"]["push"]["status"] == "granted"
 
 
 def test_subject_token_reaches_nothing_else(tenant, hs256):
     token = subject_token(hs256["kid"], hs256["secret"])
-    for response in (tenant.get("/v1/purposes", key=token), tenant.get("/v1/keys", key=token),
-                     tenant.post("/v1/checks", {"purpose": "push", "subject_ids": ["u1"]}, key=token),
-                     tenant.delete("/v1/subjects/u1", key=token)):
+    for response in (tenant.get("/v1/purposes", token=token), tenant.get("/v1/keys", token=token),
+                     tenant.post("/v1/checks", {"purpose": "push", "subject_ids": ["u1"]}, token=token),
+                     tenant.delete("/v1/subjects/u1", token=token)):
         assert problem_status(response) == 403
 
 
 def test_overlong_and_unknown_kid_tokens_are_401(tenant, hs256):
     too_long = subject_token(hs256["kid"], hs256["secret"], lifetime=25 * 3600)
-    assert problem_status(tenant.get("/v1/subjects/u1/consents", key=too_long)) == 401
+    assert problem_status(tenant.get("/v1/subjects/u1/consents", token=too_long)) == 401
     unknown = subject_token("stk_unknown", hs256["secret"])
-    assert problem_status(tenant.get("/v1/subjects/u1/consents", key=unknown)) == 401
+    assert problem_status(tenant.get("/v1/subjects/u1/consents", token=unknown)) == 401
 
 
 def test_revoked_subject_token_key_stops_working(tenant, hs256):
     token = subject_token(hs256["kid"], hs256["secret"])
     assert tenant.delete(f"/v1/subject-token-keys/{hs256['kid']}").status_code == 200
-    assert problem_status(tenant.get("/v1/subjects/u1/consents", key=token)) == 401
+    assert problem_status(tenant.get("/v1/subjects/u1/consents", token=token)) == 401
 
 
 def test_receipts_and_consent_tokens_verify_with_the_jwks_across_rotation(app, client, tenant):
@@ -163,15 +165,13 @@ def test_receipts_and_consent_tokens_verify_with_the_jwks_across_rotation(app, c
     assert claims["exp"] - claims["iat"] == 3600
 
 
-def test_signing_keys_are_encrypted_at_rest_when_asked(tmp_path, clock):
-    from consent_api.config import Settings
-    from consent_api.web.app import create_app
-
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/k.db", key_encryption_key="kek"), clock=clock)
+def test_signing_keys_are_encrypted_at_rest_when_asked(new_app):
+    app = new_app(key_encryption_key="kek")
     stored = app.extensions["consent_api.deps"].store.list_signing_keys()
     assert stored and all("ENCRYPTED PRIVATE KEY" in k["private_pem"] for k in stored)
 
 
+@ON_A_SQLITE_FILE
 def test_erasure_keeps_proof_and_forgets_the_id(app, tenant):
     store = app.extensions["consent_api.deps"].store
     tenant.grant("alice@example.com", "push", headers={"Idempotency-Key": "k1"})
@@ -193,22 +193,13 @@ def test_erasure_keeps_proof_and_forgets_the_id(app, tenant):
     assert tenant.delete("/v1/subjects/nobody").status_code == 404
 
 
-def test_audience_is_checked_when_configured(tmp_path, clock):
-    from consent_api.config import Settings
-    from consent_api.web.app import create_app
-    from tests.conftest import OPERATOR_TOKEN, TenantActions, bearer
-
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/aud.db", admin_token=OPERATOR_TOKEN,
-                              subject_token_audience="https://consent.example.com"), clock=clock)
-    client = app.test_client()
-    made = client.post("/v1/tenants", json={"name": "Aud"}, headers=bearer(OPERATOR_TOKEN)).json
-    tenant = TenantActions(client, made["id"], made["admin_key"])
-    tenant.purpose("push")
-    tenant.policy()
+def test_audience_is_checked_when_configured(new_app):
+    app = new_app(subject_token_audience="https://consent.example.com")
+    tenant = Api(app.test_client()).new_tenant("Aud")
     stk = tenant.post("/v1/subject-token-keys", {"alg": "HS256"}).json
     right = subject_token(stk["kid"], stk["secret"], aud="https://consent.example.com")
     wrong = subject_token(stk["kid"], stk["secret"], aud="https://elsewhere.example.com")
     missing = subject_token(stk["kid"], stk["secret"])
-    assert tenant.record("u1", decision("push"), key=right).status_code == 201
-    assert problem_status(tenant.get("/v1/subjects/u1/consents", key=wrong)) == 401
-    assert problem_status(tenant.get("/v1/subjects/u1/consents", key=missing)) == 401
+    assert tenant.record("u1", decision("push"), token=right).status_code == 201
+    assert problem_status(tenant.get("/v1/subjects/u1/consents", token=wrong)) == 401
+    assert problem_status(tenant.get("/v1/subjects/u1/consents", token=missing)) == 401

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.world import POLICY, Tenant, bearer, make_tenant
-from tests.web.conftest import make_app
+from tests.builders import POLICY
+from tests.support.api import Api, Tenant, bearer
 
 SUBJECTS = ["u-1", "u-2", "u-3"]
 SHARED = ["push", "sms", "location"]  # both tenants define these keys, with their own titles
@@ -41,19 +41,14 @@ class Side:
         return f"marker-{self.name}"
 
 
-def _setup():
-    app = make_app()
-    client = app.test_client()
-
-    def post(path, body, headers):
-        return client.post(path, json=body, headers=headers)
-
+def _setup(new_app):
+    """A fresh app (one per generated example) with the two tenants."""
+    client = new_app(database_url="sqlite:///:memory:").test_client()
     sides = []
     for name in ("a", "b"):
-        tenant = make_tenant(post, f"tenant-{name}")
+        tenant = Api(client).new_tenant(f"tenant-{name}", purposes=None, roles=True)
+        tenant.policy()
         admin = bearer(tenant.admin)
-        assert post("/v1/policies", {"version": POLICY, "effective_at": "2026-01-01T00:00:00Z"},
-                    admin).status_code == 201
         side = Side(name, tenant, own_purpose=f"only_{name}")
         for key in [*SHARED, side.own_purpose]:
             body = {"kind": "marketing", "title": {"en": f"{key} of {side.marker}"}}
@@ -134,10 +129,11 @@ def _reads(client, side: Side):
             yield response, None
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# new_app makes a new app on a new in-memory store at each call: nothing carries over between examples
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=st.lists(actions, min_size=1, max_size=15))
-def test_nothing_of_one_tenant_shows_in_the_other(steps):
-    client, sides = _setup()
+def test_nothing_of_one_tenant_shows_in_the_other(new_app, steps):
+    client, sides = _setup(new_app)
     for action in steps:
         _act(client, sides[action[1]], action)
     for me, other in (sides, sides[::-1]):
@@ -150,9 +146,9 @@ def test_nothing_of_one_tenant_shows_in_the_other(steps):
             assert not leaked, f"{me.name} sees {leaked} of {other.name} in {response.request.path}"
 
 
-def test_the_property_notices_a_leak():
+def test_the_property_notices_a_leak(new_app):
     """A read that did show the other tenant's marker must fail the check above."""
-    client, (a, b) = _setup()
+    client, (a, b) = _setup(new_app)
     _act(client, b, ("record", 1, "u-1", [("push", True)]))
     history = client.get("/v1/subjects/u-1/history", headers=bearer(b.tenant.reader))
     assert b.marker in json.dumps(history.get_json())  # the marker is what a leak would show

@@ -8,9 +8,9 @@ import logging
 import pytest
 
 from consent_api.services import catalog
+from tests.builders import consents, decision
+from tests.support.api import Api
 from tests.support.openapi_contract import SECURITY_HEADERS
-from tests.support.world import decisions
-from tests.web.conftest import Api, make_app
 
 LIMIT = 1_048_576
 
@@ -20,16 +20,15 @@ def test_a_body_over_the_limit_is_413_problem_json(api, operator):
     assert response.get_json()["type"].endswith("/payload-too-large")
 
 
-def test_werkzeugs_own_413_is_problem_json_too(api):
+def test_werkzeugs_own_413_is_problem_json_too(api, app_tenant):
     """With an Idempotency-Key the body is read (to hash it) before json_body() sees it."""
-    tenant = api.tenant()
-    response = api.post("/v1/subjects/u-1/consents", data=b"[" + b" " * LIMIT + b"]", token=tenant.writer,
+    response = api.post("/v1/subjects/u-1/consents", data=b"[" + b" " * LIMIT + b"]", token=app_tenant.writer,
                         headers={"Idempotency-Key": "k1"}, expect=413)
     assert response.get_json()["title"] == "Payload too large"
 
 
-def test_a_smaller_configured_limit_applies(operator):
-    api = Api(make_app(max_body_bytes=64).test_client())
+def test_a_smaller_configured_limit_applies(new_app, operator):
+    api = Api(new_app(max_body_bytes=64).test_client(), validate=True)
     api.post("/v1/tenants", json={"name": "x" * 100}, token=operator, expect=413)
     api.post("/v1/tenants", json={"name": "ok"}, token=operator, expect=201)
 
@@ -37,20 +36,17 @@ def test_a_smaller_configured_limit_applies(operator):
 @pytest.mark.parametrize("path, body", [
     ("/v1/checks", {"purpose": "marketing_sms", "subject_ids": [f"u-{i}" for i in range(1001)]}),
     ("/v1/subjects/u-1/prompts", {"purposes": ["location"] * 101, "source": {"channel": "ios"}}),
-    ("/v1/subjects/u-1/consents", {**decisions(("location", True)),
-                                   "decisions": [{"purpose": f"p{i}", "granted": True} for i in range(101)]}),
+    ("/v1/subjects/u-1/consents", consents(*(decision(f"p{i}") for i in range(101)))),
 ])
-def test_list_size_limits_are_422_naming_the_field(api, path, body):
-    tenant = api.tenant()
-    response = api.post(path, json=body, token=tenant.admin, expect=422)
+def test_list_size_limits_are_422_naming_the_field(api, app_tenant, path, body):
+    response = api.post(path, json=body, token=app_tenant.admin, expect=422)
     errors = response.get_json()["errors"]
     assert set(errors) & {"subject_ids", "purposes", "decisions"}, errors
 
 
-def test_limit_over_500_is_422(api):
-    tenant = api.tenant()
-    api.get("/v1/purposes?limit=501", token=tenant.reader, expect=422)
-    api.get("/v1/purposes?limit=500", token=tenant.reader, expect=200)
+def test_limit_over_500_is_422(api, app_tenant):
+    api.get("/v1/purposes?limit=501", token=app_tenant.reader, expect=422)
+    api.get("/v1/purposes?limit=500", token=app_tenant.reader, expect=200)
 
 
 def test_401_names_the_bearer_scheme(api):
@@ -74,8 +70,8 @@ def test_security_headers_on_every_answer(api, method, path, status):
         assert response.headers["Allow"]
 
 
-def test_an_unexpected_error_is_a_bare_500_and_the_log_keeps_no_token(api, monkeypatch, caplog):
-    tenant = api.tenant()
+def test_an_unexpected_error_is_a_bare_500_and_the_log_keeps_no_token(api, app_tenant, monkeypatch, caplog):
+    tenant = app_tenant
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom: /srv/consent/secret.db is locked")
@@ -98,10 +94,10 @@ def test_an_unexpected_error_is_a_bare_500_and_the_log_keeps_no_token(api, monke
     assert tenant.reader not in logged and tenant.admin not in logged
 
 
-def test_over_the_rate_limit_is_429_with_retry_after_per_credential(operator):
-    limited = make_app(rate_limit="12/minute")
-    api = Api(limited.test_client())
-    tenant = api.tenant()  # the operator's and the admin key's budgets, not the reader's
+def test_over_the_rate_limit_is_429_with_retry_after_per_credential(new_app):
+    limited = new_app(rate_limit="12/minute")
+    api = Api(limited.test_client(), validate=True)
+    tenant = api.new_app_tenant()  # the operator's and the admin key's budgets, not the reader's
     for _ in range(12):
         api.get("/v1/purposes", token=tenant.reader, expect=200)
     response = api.get("/v1/purposes", token=tenant.reader, expect=429)
@@ -117,19 +113,19 @@ def test_over_the_rate_limit_is_429_with_retry_after_per_credential(operator):
         api.get("/v1/openapi.yaml", expect=200)
 
 
-def test_requests_without_credentials_count_against_the_address():
-    api = Api(make_app(rate_limit="2/minute").test_client())
+def test_requests_without_credentials_count_against_the_address(new_app):
+    api = Api(new_app(rate_limit="2/minute").test_client(), validate=True)
     api.get("/v1/purposes", expect=401)
     api.get("/v1/purposes", token="sk_unknown", expect=401)
     api.get("/v1/purposes", expect=429)
 
 
-def test_rate_limit_off_and_a_bad_setting_fails_at_start():
-    api = Api(make_app(rate_limit="off").test_client())
+def test_rate_limit_off_and_a_bad_setting_fails_at_start(new_app):
+    api = Api(new_app(rate_limit="off").test_client(), validate=True)
     for _ in range(50):
         api.get("/v1/purposes", expect=401)
     with pytest.raises(ValueError, match="CONSENT_RATE_LIMIT"):
-        make_app(rate_limit="lots")
+        new_app(rate_limit="lots")
 
 
 def test_process_windows_count_per_key_and_open_a_new_window_when_one_ends(monkeypatch):

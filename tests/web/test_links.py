@@ -9,7 +9,7 @@ import pytest
 
 from consent_api.domain.clock import parse_ts
 from tests import builders
-from tests.conftest import bearer
+from tests.support.api import bearer
 
 ORIGIN = "https://shop.example.com"
 ANON = "anon-0123456789abcdef0123456789abcdef"
@@ -20,7 +20,7 @@ def web(tenant):
     tenant.purpose("analytics", kind="cookie")
     tenant.purpose("ads", kind="marketing")
     tenant.purpose("faceid", kind="processing", sensitive=True)
-    tenant.pk = tenant.issue_key(type="publishable", origins=[ORIGIN])
+    tenant.publishable = tenant.issue_key(type="publishable", origins=[ORIGIN])
     return tenant
 
 
@@ -28,14 +28,14 @@ def browser_decides(web, subject=ANON, gpc=False, **granted):
     body = {"subject_id": subject, "policy_version": builders.POLICY, "locale": "zh-CN", "gpc": gpc,
             "decisions": [{"purpose": p, "granted": g} for p, g in granted.items()]}
     response = web.client.post("/v1/public/consents", json=body,
-                               headers={**bearer(web.pk), "Origin": ORIGIN,
+                               headers={**bearer(web.publishable), "Origin": ORIGIN,
                                         "User-Agent": "Mozilla/5.0 (test browser)"})
     assert response.status_code == 201, response.json
     return response.json["events"]
 
 
-def link(web, subject="user-1", anonymous=ANON, key=None, headers=None):
-    return web.post(f"/v1/subjects/{subject}/links", {"anonymous_subject_id": anonymous}, key=key,
+def link(web, subject="user-1", anonymous=ANON, token=None, headers=None):
+    return web.post(f"/v1/subjects/{subject}/links", {"anonymous_subject_id": anonymous}, token=token,
                     headers=headers)
 
 
@@ -136,17 +136,17 @@ def test_who_may_link(web, clock):
     browser_decides(web, analytics=True)
     reader = web.issue_key("consents:read")
     writer = web.issue_key("consents:write")
-    assert link(web, key=reader).status_code == 403
-    assert link(web, key=web.pk).status_code == 403
-    assert link(web, key="sk_unknown").status_code == 401
+    assert link(web, token=reader).status_code == 403
+    assert link(web, token=web.publishable).status_code == 403
+    assert link(web, token="sk_unknown").status_code == 401
 
     issued = web.post("/v1/subject-token-keys", {"alg": "HS256"}).json
     now = int(clock().timestamp())
     token = jwt.encode({"sub": "user-2", "iat": now, "exp": now + 600}, issued["secret"],
                        algorithm="HS256", headers={"kid": issued["kid"]})
-    assert link(web, subject="user-1", key=token).status_code == 403, "only its own subject"
-    assert link(web, subject="user-2", key=token).status_code == 200
-    assert link(web, key=writer).status_code == 200
+    assert link(web, subject="user-1", token=token).status_code == 403, "only its own subject"
+    assert link(web, subject="user-2", token=token).status_code == 200
+    assert link(web, token=writer).status_code == 200
 
 
 def test_rules_apply_to_carried_grants(web, clock):

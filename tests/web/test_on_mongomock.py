@@ -2,22 +2,20 @@
 
 import pytest
 
-from consent_api.config import Settings
-from consent_api.domain.clock import FixedClock, format_ts, system_clock
+from consent_api.domain.clock import format_ts, system_clock
 from consent_api.domain.ledger import verify_chain
 from consent_api.web.app import create_app
 from tests.builders import decision
 
-
-@pytest.fixture
-def clock():
-    """Near the real time: MongoDB (and mongomock) expire idempotency records by the server's clock."""
-    return FixedClock(system_clock().replace(microsecond=0))
+pytestmark = pytest.mark.parametrize("adapter", ["mongomock"], indirect=True)
 
 
-@pytest.fixture
-def settings():
-    return Settings(database_url="mongomock://http_tests", admin_token="op-token-for-tests")
+@pytest.fixture(autouse=True)
+def clock_near_now(clock):
+    """The app's clock moved to the real time, before the app starts: MongoDB (and mongomock)
+    expire idempotency records by the server's own clock."""
+    clock.now = system_clock().replace(microsecond=0)
+    return clock
 
 
 def test_a_subjects_life_on_mongodb(tenant, clock):

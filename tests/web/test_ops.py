@@ -13,12 +13,11 @@ import mongomock
 from prometheus_client import REGISTRY
 from pymongo.errors import ServerSelectionTimeoutError
 
-from consent_api.config import Settings
 from consent_api.store.open import open_store
 from consent_api.web.app import create_app
 from tests.builders import consents, decision
-from tests.conftest import OPERATOR_TOKEN, bearer
 from tests.store.test_mongo import assert_indexes_exist, unreachable_store
+from tests.support.api import OPERATOR_TOKEN, bearer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -137,13 +136,11 @@ def test_metrics_time_every_store_method(tenant):
     assert sample("consent_api_store_operation_duration_seconds_count", operation="find_api_key") == lookups + 1
 
 
-def test_metrics_are_open_without_a_token_and_need_it_when_set(tmp_path, clock):
-    client = create_app(Settings(database_url=f"sqlite:///{tmp_path}/m.db"), clock=clock).test_client()
+def test_metrics_are_open_without_a_token_and_need_it_when_set(client, new_app):
     opened = client.get("/metrics")
     assert opened.status_code == 200 and opened.mimetype == "text/plain"
 
-    guarded = create_app(Settings(database_url=f"sqlite:///{tmp_path}/m.db", metrics_token="scrape-me"),
-                         clock=clock).test_client()
+    guarded = new_app(metrics_token="scrape-me").test_client()
     assert guarded.get("/metrics").status_code == 401
     wrong = guarded.get("/metrics", headers=bearer("scrape-you"))
     assert wrong.status_code == 401 and wrong.mimetype == "application/problem+json"
@@ -217,7 +214,7 @@ def test_logs_never_hold_keys_tokens_subject_ids_or_full_addresses(tenant, clien
     assert [line["client"] for line in lines[:2]] == ["203.0.113.0/24", "2001:db8:85a3::/48"]
     assert lines[2]["status"] == 401 and lines[2]["credential"] is None
     assert lines[3]["credential"] == "operator"
-    for secret in (tenant.key, "sk_not_a_real_key_but_secret", OPERATOR_TOKEN, "user-secret-17",
+    for secret in (tenant.admin, "sk_not_a_real_key_but_secret", OPERATOR_TOKEN, "user-secret-17",
                    "203.0.113.77", "370:7348", "Bearer", "Authorization"):
         assert secret not in err
 

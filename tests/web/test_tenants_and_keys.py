@@ -1,11 +1,12 @@
-from tests.conftest import OPERATOR_TOKEN, bearer
+from tests.support.api import OPERATOR_TOKEN, bearer
+from tests.support.apps import ON_A_SQLITE_FILE
 
 
 def test_operator_creates_tenant_and_key_is_shown_once(client, tenant):
     listed = tenant.get("/v1/keys").json["items"]
     assert [k["scopes"] for k in listed] == [["admin"]]
     assert "key" not in listed[0] and listed[0]["revoked_at"] is None
-    assert tenant.key.startswith("sk_") and listed[0]["prefix"] == tenant.key[:10]
+    assert tenant.admin.startswith("sk_") and listed[0]["prefix"] == tenant.admin[:10]
 
 
 def test_tenant_creation_needs_the_operator_token(client, tenant):
@@ -25,20 +26,20 @@ def test_tenant_body_is_validated(client):
 def test_scoped_key_reaches_only_its_scope(tenant):
     reader = tenant.issue_key("consents:read")
     tenant.grant("u1", "push")
-    assert tenant.get("/v1/subjects/u1/consents", key=reader).status_code == 200
-    refused = tenant.record("u1", {"purpose": "push", "granted": False}, key=reader)
+    assert tenant.get("/v1/subjects/u1/consents", token=reader).status_code == 200
+    refused = tenant.record("u1", {"purpose": "push", "granted": False}, token=reader)
     assert refused.status_code == 403
-    assert tenant.get("/v1/keys", key=reader).status_code == 403
+    assert tenant.get("/v1/keys", token=reader).status_code == 403
     assert tenant.state("u1")["purposes"]["push"]["status"] == "granted"
 
 
 def test_revoked_key_stops_working_at_once(tenant):
     writer = tenant.issue_key("consents:write", "consents:read")
     key_id = next(k["id"] for k in tenant.get("/v1/keys").json["items"] if k["scopes"] != ["admin"])
-    assert tenant.get("/v1/subjects/u1/consents", key=writer).status_code == 404
+    assert tenant.get("/v1/subjects/u1/consents", token=writer).status_code == 404
     revoked = tenant.delete(f"/v1/keys/{key_id}")
     assert revoked.status_code == 200 and revoked.json["revoked_at"]
-    assert tenant.get("/v1/subjects/u1/consents", key=writer).status_code == 401
+    assert tenant.get("/v1/subjects/u1/consents", token=writer).status_code == 401
 
 
 def test_keys_list_paginates(tenant):
@@ -71,11 +72,12 @@ def test_publishable_key_needs_origins_and_no_scopes(tenant):
 
 def test_publishable_key_cannot_reach_private_routes(tenant):
     pk = tenant.issue_key(type="publishable", origins=["https://shop.example.com"])
-    assert tenant.get("/v1/purposes", key=pk).status_code == 403
-    assert tenant.record("u1", {"purpose": "push", "granted": True}, key=pk).status_code == 403
+    assert tenant.get("/v1/purposes", token=pk).status_code == 403
+    assert tenant.record("u1", {"purpose": "push", "granted": True}, token=pk).status_code == 403
 
 
+@ON_A_SQLITE_FILE
 def test_keys_are_stored_only_as_hashes(app, tenant):
     store = app.extensions["consent_api.deps"].store
     raw = open(store.path, "rb").read()
-    assert tenant.key.encode() not in raw
+    assert tenant.admin.encode() not in raw
