@@ -1,5 +1,5 @@
 """consent-api: serve, tenant create, key create, seed-demo, rebuild-state, export, verify-export,
-migrate, migrate-store, rotate-signing-key.
+migrate, migrate-store, rotate-signing-key, tick-requests.
 
 Every command reads CONSENT_DATABASE_URL (default sqlite:///./consent.db)."""
 
@@ -102,12 +102,43 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
               "use `consent-api tenant create`.", file=sys.stderr)
     print(f"consent_api {__version__} on http://{args.host}:{args.port} "
           f"({args.workers} workers, store {settings.database_url.split('://')[0]})", file=sys.stderr)
+    ticker = _request_ticker(settings)
     # SIGTERM/SIGINT: granian stops accepting, lets each worker finish its requests (for at
     # most --shutdown-timeout seconds), and each worker closes its store (web/wsgi.py).
-    serve_wsgi("consent_api.web.wsgi:app", args.host, args.port, args.workers, args.threads,
-               kill_timeout=args.shutdown_timeout)
+    try:
+        serve_wsgi("consent_api.web.wsgi:app", args.host, args.port, args.workers, args.threads,
+                   kill_timeout=args.shutdown_timeout)
+    finally:
+        if ticker is not None:
+            ticker.stop()
     if made_metrics_dir:
         shutil.rmtree(metrics_dir, ignore_errors=True)
+    return 0
+
+
+def _request_ticker(settings: Settings):
+    """The rights-request scheduler beside the server (one per serving process), or None when
+    CONSENT_REQUEST_TICK_SECONDS is 0. Its store is opened on its own thread, at its first round."""
+    if settings.request_tick_seconds <= 0:
+        return None
+    from consent_api.background import Every
+    from consent_api.services import requests
+
+    opened: list[Deps] = []
+
+    def round_() -> None:
+        if not opened:
+            opened.append(_deps(settings))
+        requests.tick(opened[0])
+
+    return Every("requests-tick", settings.request_tick_seconds, round_).start()
+
+
+def cmd_tick_requests(args: argparse.Namespace, settings: Settings) -> int:
+    from consent_api.services import requests
+
+    marked = requests.tick(_deps(settings))
+    _print_json([{"tenant_id": t, "request_id": r, "notice": n} for t, r, n in marked])
     return 0
 
 
@@ -387,6 +418,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify.add_arguments(verify_export)
     verify_export.set_defaults(func=cmd_verify_export)
+
+    tick = sub.add_parser("tick-requests", help="mark rights requests due_soon or overdue once (what serve "
+                                                "does every CONSENT_REQUEST_TICK_SECONDS); prints the marks")
+    tick.set_defaults(func=cmd_tick_requests)
     return parser
 
 

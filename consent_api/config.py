@@ -37,6 +37,9 @@ class Settings:
     # Page session cookies (privacy center, console) carry Secure when the request came over
     # https ("auto"), or always ("always": behind a proxy that terminates TLS).
     page_cookie_secure: str = "auto"
+    # Seconds between the scheduler's rounds over rights requests (due_soon and overdue marks)
+    # inside `consent-api serve`; 0 turns them off (run `consent-api tick-requests` from cron instead).
+    request_tick_seconds: int = 60
     # MongoDB client tuning (store.open.MongoOptions; the defaults are the same there)
     mongo_max_pool_size: int = 100
     mongo_min_pool_size: int = 0

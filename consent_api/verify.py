@@ -39,12 +39,16 @@ import jwt
 
 from consent_api.domain.ledger import ZERO_HASH, chain_hash
 from consent_api.domain.model import EVENT_FIELDS
+from consent_api.domain.requests import REQUEST_FIELDS
 
 # Only public-key algorithms: a JWKS holds public keys, so an HMAC "signature" proves nothing.
 ASYMMETRIC_ALGS = ("ES256", "ES384", "ES512", "EdDSA", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 _NESTED = ("source", "actor", "evidence")
 _STRING = tuple(f for f in EVENT_FIELDS if f not in _NESTED + ("seq", "separate"))
 _CSV_HEADER_PREFIX = b"event_id,"
+# The CSV columns: the event fields, then the fields of rights-request events (empty on other rows).
+# Exports made before requests existed have only the first part.
+CSV_COLUMNS = EVENT_FIELDS + REQUEST_FIELDS
 
 
 class Failure(Exception):
@@ -129,7 +133,7 @@ def _csv_events(path: Path) -> Iterator[tuple[str, list[dict[str, Any]]]]:
             header = next(rows, None)
         except csv.Error as exc:
             raise Failure(f"not a CSV export ({exc})", "row 1") from exc
-        if header != list(EVENT_FIELDS):
+        if header not in (list(CSV_COLUMNS), list(EVENT_FIELDS)):
             raise Failure("the header is not the export's column list", "row 1")
         number = 1
         while True:
@@ -141,9 +145,13 @@ def _csv_events(path: Path) -> Iterator[tuple[str, list[dict[str, Any]]]]:
                 raise Failure(f"unreadable CSV ({exc})", f"row {number + 1}") from exc
             number += 1
             where = f"row {number}"
-            if len(row) != len(EVENT_FIELDS):
-                raise Failure(f"{len(row)} cells where {len(EVENT_FIELDS)} were expected", where)
-            yield where, _csv_candidates(dict(zip(EVENT_FIELDS, row, strict=True)), where)
+            if len(row) != len(header):
+                raise Failure(f"{len(row)} cells where {len(header)} were expected", where)
+            cells = dict(zip(header, row, strict=True))
+            if not cells.get("request_id"):  # not a request's event: it has none of their fields
+                for name in REQUEST_FIELDS:
+                    cells.pop(name, None)
+            yield where, _csv_candidates(cells, where)
 
 
 def _csv_candidates(cells: dict[str, str], where: str) -> list[dict[str, Any]]:

@@ -45,6 +45,7 @@ ONLY = {
     "jwt": ("consent_api.security.tokens", "consent_api.verify"),
     "granian": ("consent_api.cli",),
     "prometheus_client": ("consent_api.web",),
+    "chinese_calendar": ("consent_api.domain.deadlines",),
 }
 
 

@@ -20,7 +20,7 @@ def test_help_lists_every_command(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     for command in ("serve", "tenant", "key", "seed-demo", "rebuild-state", "rotate-signing-key", "migrate",
-                    "migrate-store"):
+                    "migrate-store", "tick-requests"):
         assert command in out
 
 

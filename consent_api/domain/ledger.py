@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from consent_api.domain.model import EVENT_FIELDS, SubjectRecord
+from consent_api.domain.requests import REQUEST_FIELDS
 
 ZERO_HASH = "0" * 64
 _NOT_HASHED = ("hash", "subject_id")
@@ -50,6 +51,8 @@ def seal(drafts: Iterable[dict[str, Any]], record: SubjectRecord) -> list[dict[s
     for draft in drafts:
         seq += 1
         event = {name: draft.get(name) for name in EVENT_FIELDS}
+        if "request_id" in draft:  # a rights request's event carries its fields too
+            event.update((name, draft.get(name)) for name in REQUEST_FIELDS)
         if last_at and event["recorded_at"] and event["recorded_at"] < last_at:
             event["recorded_at"] = last_at
         last_at = event["recorded_at"] or last_at

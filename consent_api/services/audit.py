@@ -2,7 +2,8 @@
 
 An NDJSON line is the event with its keys sorted, compact separators, raw UTF-8, so that
 ``canonical(line without hash and subject_id)`` is exactly the byte string the hash chain
-covers (DESIGN.md §4). A CSV row has the columns of ``EVENT_FIELDS``, nested fields as the
+covers (DESIGN.md §4). A CSV row has the columns of ``CSV_COLUMNS`` (``EVENT_FIELDS``, then the
+fields only a rights request's events carry, empty on every other row), nested fields as the
 same canonical JSON text, null as an empty cell, booleans as ``true``/``false``.
 
 Rows come from ``Store.export_events`` one at a time and leave in ~64 KiB chunks, so an
@@ -31,12 +32,14 @@ import orjson
 
 from consent_api.domain.clock import format_ts
 from consent_api.domain.model import EVENT_FIELDS, PURPOSE_KEY, SUBJECT_ID
+from consent_api.domain.requests import REQUEST_FIELDS
 from consent_api.errors import Conflict, Invalid
 from consent_api.services.deps import Deps
 from consent_api.services.pages import decode_cursor, encode_cursor
 from consent_api.store.port import ExportCursor, ExportFilter
 
 NDJSON = "ndjson"
+CSV_COLUMNS = EVENT_FIELDS + REQUEST_FIELDS
 CSV = "csv"
 CONTENT_TYPES = {NDJSON: "application/x-ndjson", CSV: "text/csv; charset=utf-8"}
 CHUNK_BYTES = 64 * 1024
@@ -107,7 +110,7 @@ def _quoted(text: str) -> str:
 
 
 class CsvRows:
-    """Renders events as CSV records (RFC 4180, CRLF, the columns of EVENT_FIELDS). One instance
+    """Renders events as CSV records (RFC 4180, CRLF, the columns of CSV_COLUMNS). One instance
     per export: it remembers the text of recurring nested values (source, actor, evidence
     repeat across most events), which is most of a row's cost."""
 
@@ -116,7 +119,7 @@ class CsvRows:
 
     def __call__(self, event: dict[str, Any]) -> bytes:
         cells = []
-        for name in EVENT_FIELDS:
+        for name in CSV_COLUMNS:
             value = event.get(name)
             if value is None:
                 cells.append("")
@@ -142,7 +145,7 @@ class CsvRows:
         return text
 
 
-CSV_HEADER = (",".join(EVENT_FIELDS) + "\r\n").encode("ascii")
+CSV_HEADER = (",".join(CSV_COLUMNS) + "\r\n").encode("ascii")
 
 
 def csv_row(event: dict[str, Any]) -> bytes:

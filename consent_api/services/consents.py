@@ -150,16 +150,22 @@ def record_prompts(deps: Deps, tenant_id: str, subject_id: str, purpose_keys: li
 
 
 def erase(deps: Deps, tenant_id: str, subject_id: str, actor_id: str | None) -> None:
-    """Forget who the subject is; the chain keeps its proof under the subject_ref."""
+    """Forget who the subject is; the chain keeps its proof under the subject_ref. Its pending
+    rights requests are closed in the same append, and its privacy-center sessions end."""
+    from consent_api.services import requests  # builds on this module's drafts
+
     _require_existing(deps, tenant_id, subject_id)
     now = deps.clock()
     sub = Submission([], None, {"channel": "server"},
                      actor={"type": ActorType.AGENT, "id": actor_id, "reason": "erasure request"})
+    closing = requests.closing_on_erasure(deps, tenant_id, subject_id, now, actor_id)
 
     def plan(current: SubjectRecord) -> list[dict[str, Any]]:
-        return [draft_event(tenant_id, None, Action.ERASE, sub, now, None)]
+        return [*closing.drafts(current), draft_event(tenant_id, None, Action.ERASE, sub, now, None)]
 
     deps.store.append(tenant_id, subject_id, plan, erase=True)
+    closing.finish(deps)
+    deps.store.delete_sessions(tenant_id, subject_id=subject_id)
 
 
 def commit_events(deps: Deps, tenant_id: str, subject_id: str, plan, purposes: dict[str, Purpose],
@@ -179,7 +185,7 @@ def commit_events(deps: Deps, tenant_id: str, subject_id: str, plan, purposes: d
     return Recorded(events, state, receipt)
 
 
-def draft_event(tenant_id: str, purpose: str | None, action: Action, sub: Submission, now: datetime,
+def draft_event(tenant_id: str, purpose: str | None, action: str, sub: Submission, now: datetime,
            age_band: str | None, *, separate: bool = False,
            os_permission: str | None = None) -> dict[str, Any]:
     source = sub.source or {}

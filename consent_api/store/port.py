@@ -29,9 +29,10 @@ from consent_api.domain.model import (
     Tenant,
     Vendor,
 )
+from consent_api.domain.requests import RightsRequest
 
 __all__ = ["Appended", "Chain", "ExportCursor", "ExportFilter", "IDEMPOTENCY_TTL", "IdempotencyRecord",
-           "Plan", "Reseal", "Sealed", "Store", "Stored"]
+           "Plan", "RequestFilter", "Reseal", "Sealed", "Store", "Stored"]
 
 # DESIGN.md §8: an Idempotency-Key is kept at least 24 h; after that a replay runs anew.
 IDEMPOTENCY_TTL = timedelta(hours=24)
@@ -76,6 +77,17 @@ class ExportFilter:
     purpose: str | None = None
     subject_ref: str | None = None
     after: ExportCursor | None = None
+
+
+@dataclass(frozen=True)
+class RequestFilter:
+    """Which rights requests a list holds; lists are ordered by (due_at, id)."""
+
+    subject_id: str | None = None
+    statuses: tuple[str, ...] = ()  # any of them; () for all
+    type: str | None = None
+    due_before: datetime | None = None  # due_at strictly before
+    after: tuple[datetime, str] | None = None  # the (due_at, id) of the previous page's last
 
 
 class Store(abc.ABC):
@@ -315,6 +327,37 @@ class Store(abc.ABC):
     def consume_link_code(self, code_hash: str, now: datetime) -> LinkCode | None:
         """Atomically remove and return the code if it is unexpired at now; None otherwise
         (unknown, used already, or expired), so a code opens at most one session."""
+
+    # --- rights requests and tenant settings ----------------------------------------------
+    @abc.abstractmethod
+    def add_request(self, request: RightsRequest) -> None:
+        """Persist a new rights request; Conflict if its id exists."""
+
+    @abc.abstractmethod
+    def get_request(self, tenant_id: str, request_id: str) -> RightsRequest | None:
+        """One request of the tenant."""
+
+    @abc.abstractmethod
+    def replace_request(self, request: RightsRequest, expected_version: int) -> bool:
+        """Store request if the stored one still has expected_version (compare-and-set); False
+        when another writer changed it first (or it is unknown)."""
+
+    @abc.abstractmethod
+    def list_requests(self, tenant_id: str, flt: RequestFilter, limit: int) -> list[RightsRequest]:
+        """The tenant's requests matching flt, ordered by (due_at, id), at most limit."""
+
+    @abc.abstractmethod
+    def forget_request_subject(self, tenant_id: str, subject_id: str) -> int:
+        """Erasure: the subject's requests keep their dates and statuses but lose subject_id,
+        details and note; how many were changed."""
+
+    @abc.abstractmethod
+    def get_settings(self, tenant_id: str) -> dict[str, Any]:
+        """The tenant's settings document ({} when none was stored)."""
+
+    @abc.abstractmethod
+    def put_settings(self, tenant_id: str, settings: dict[str, Any]) -> None:
+        """Replace the tenant's settings document."""
 
     # --- service signing keys and health -------------------------------------------------
     @abc.abstractmethod

@@ -21,6 +21,7 @@ from consent_api.domain.model import (
     Tenant,
     Vendor,
 )
+from consent_api.domain.requests import RightsRequest
 from consent_api.errors import Conflict
 
 
@@ -146,6 +147,27 @@ def link_code_doc(code: LinkCode) -> dict[str, Any]:
 def link_code_from(doc: dict[str, Any]) -> LinkCode:
     return LinkCode(code_hash=doc["code_hash"], tenant_id=doc["tenant_id"], subject_id=doc["subject_id"],
                     created_at=parse_ts(doc["created_at"]), expires_at=parse_ts(doc["expires_at"]))
+
+
+def request_doc(request: RightsRequest) -> dict[str, Any]:
+    return {
+        "id": request.id, "tenant_id": request.tenant_id, "subject_id": request.subject_id,
+        "type": request.type, "status": request.status, "created_at": format_ts(request.created_at),
+        "due_at": format_ts(request.due_at), "updated_at": format_ts(request.updated_at),
+        "due_at_estimated": request.due_at_estimated, "details": request.details, "channel": request.channel,
+        "note": request.note, "reason": request.reason, "notices": list(request.notices),
+        "version": request.version,
+    }
+
+
+def request_from(doc: dict[str, Any]) -> RightsRequest:
+    return RightsRequest(
+        id=doc["id"], tenant_id=doc["tenant_id"], subject_id=doc.get("subject_id"), type=doc["type"],
+        status=doc["status"], created_at=parse_ts(doc["created_at"]), due_at=parse_ts(doc["due_at"]),
+        updated_at=parse_ts(doc["updated_at"]), due_at_estimated=bool(doc.get("due_at_estimated")),
+        details=doc.get("details"), channel=doc.get("channel"), note=doc.get("note"), reason=doc.get("reason"),
+        notices=tuple(doc.get("notices") or ()), version=int(doc["version"]),
+    )
 
 
 def chain_ref(tenant_id: str, events: Sequence[dict[str, Any]]) -> str | None:

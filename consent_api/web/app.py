@@ -24,6 +24,7 @@ from consent_api.web import (
     public,
     ratelimit,
     requestlog,
+    requests,
     subjects,
 )
 from consent_api.web.fastreads import FastReads
@@ -61,7 +62,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, store: Stor
     app.extensions["consent_api.settings"] = settings
     app.extensions["consent_api.deps"] = deps
 
-    for blueprint in (admin.bp, subjects.bp, checks.bp, ops.bp, public.bp, docs.bp, audit.bp):
+    for blueprint in (admin.bp, subjects.bp, checks.bp, ops.bp, public.bp, docs.bp, audit.bp, requests.bp):
         app.register_blueprint(blueprint)
     problems.init_app(app)
     pages.init_app(app)  # after problems: under a page set's prefix, errors answer as pages

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TypeVar
 
@@ -39,6 +39,14 @@ def query_int(name: str) -> int | None:
 
 def query_time(name: str) -> datetime | None:
     return _parsed(name, parse_rfc3339)
+
+
+def query_choice(name: str, allowed: Iterable[str]) -> str | None:
+    """The query argument when it is one of allowed, None when absent; 422 otherwise."""
+    raw, choices = _arg(name), [str(a) for a in allowed]
+    if raw is not None and raw not in choices:
+        raise Invalid.field(name, "one of " + ", ".join(choices))
+    return raw
 
 
 def page_args() -> tuple[str | None, int | None]:

@@ -66,7 +66,7 @@ def test_csv_has_a_header_nested_fields_as_json_and_the_same_rows(ledger):
     body = response.get_data()
     assert body.startswith(b"event_id,tenant_id,subject_id,subject_ref,seq,")
     rows = list(csv.reader(io.StringIO(body.decode("utf-8"), newline="")))
-    assert rows[0] == list(EVENT_FIELDS)
+    assert rows[0] == list(EVENT_FIELDS) + ["request_id", "request_type", "status", "due_at", "notice"]
     events = lines(ledger.export())
     assert len(rows) == len(events) + 1
     for row, event in zip(rows[1:], events):

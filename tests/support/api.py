@@ -51,6 +51,9 @@ class Verbs:
     def delete(self, path: str, **kw: Any):
         return self.call("DELETE", path, **kw)
 
+    def patch(self, path: str, json: Any = NO_BODY, **kw: Any):
+        return self.call("PATCH", path, json, **kw)
+
 
 class Api(Verbs):
     """Requests as a client sends them. With ``validate``, every answer is checked against

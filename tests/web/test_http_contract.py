@@ -150,6 +150,19 @@ def test_every_operation_answers_as_documented(api, operator, app_tenant):
     api.delete(path, token=t.admin, expect=404)
     api.get(f"{path}/consents", token=t.reader, expect=404)
 
+    # --- rights requests -------------------------------------------------------------------------
+    opened = api.post("/v1/subjects/u-req/requests", json={"type": "access"}, token=t.writer, expect=201).get_json()
+    api.post("/v1/subjects/u-req/requests", json={"type": "nope"}, token=t.writer, expect=422)
+    api.get("/v1/subjects/u-req/requests", token=t.subject_token("u-req"), expect=200)
+    api.get("/v1/requests?status=open", token=t.reader, expect=200)
+    api.get(f"/v1/requests/{opened['id']}", token=t.reader, expect=200)
+    api.get(f"/v1/requests/{opened['id']}", token=other.admin, expect=404)
+    api.patch(f"/v1/requests/{opened['id']}", json={"status": "completed"}, token=t.admin, expect=200)
+    api.patch(f"/v1/requests/{opened['id']}", json={"status": "rejected", "reason": "x"}, token=t.admin, expect=409)
+    api.get("/v1/settings", token=t.reader, expect=200)
+    api.put("/v1/settings", json={"request_deadline": {"days": 15, "calendar": "cn_workdays"}}, token=t.admin,
+            expect=200)
+
     # --- audit -----------------------------------------------------------------------------
     exported = api.get("/v1/audit/events?format=ndjson", token=t.auditor, expect=200)
     assert exported.get_data(as_text=True).count("\n") >= 1

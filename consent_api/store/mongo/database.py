@@ -59,6 +59,12 @@ INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
     ("page_sessions", [("expires", ASCENDING)], {"name": "expires", "expireAfterSeconds": 0}),
     ("link_codes", [("code_hash", ASCENDING)], {"name": "code_hash", "unique": True}),
     ("link_codes", [("expires", ASCENDING)], {"name": "expires", "expireAfterSeconds": 0}),
+    # Rights requests: one tenant's queue by deadline, a subject's own, and the tenants' settings.
+    ("requests", [("tenant_id", ASCENDING), ("id", ASCENDING)], {"name": "tenant_id_id", "unique": True}),
+    ("requests", [("tenant_id", ASCENDING), ("due_at", ASCENDING), ("id", ASCENDING)],
+     {"name": "tenant_id_due_at_id"}),
+    ("requests", [("tenant_id", ASCENDING), ("subject_id", ASCENDING)], {"name": "tenant_id_subject_id"}),
+    ("tenant_settings", [("tenant_id", ASCENDING)], {"name": "tenant_id", "unique": True}),
 ]
 
 # Shard keys for a sharded cluster (`consent-api migrate --shard`); docs/scaling.md says why.
@@ -72,7 +78,7 @@ SHARD_KEYS: dict[str, list[tuple[str, Any]]] = {
 # Small collections, read on every request or by key hash alone: they stay unsharded on the
 # database's primary shard (api_keys needs two unique indexes, which sharding would forbid).
 UNSHARDED = ("tenants", "api_keys", "subject_token_keys", "purposes", "policies", "vendors",
-             "signing_keys", "page_sessions", "link_codes")
+             "signing_keys", "page_sessions", "link_codes", "requests", "tenant_settings")
 
 READ_PREFERENCES = {
     "primary": ReadPreference.PRIMARY,
@@ -118,6 +124,8 @@ class Database:
         self._signing_keys = self._db["signing_keys"]
         self._page_sessions = self._db["page_sessions"]
         self._link_codes = self._db["link_codes"]
+        self._requests = self._db["requests"]
+        self._tenant_settings = self._db["tenant_settings"]
         self._export_events = self._db.get_collection(
             "events", read_preference=READ_PREFERENCES[export_read_preference])
         self._indexes_ready = False

@@ -21,12 +21,13 @@ from consent_api.domain.model import (
     Tenant,
     Vendor,
 )
+from consent_api.domain.requests import RightsRequest
 from consent_api.errors import Conflict, Unavailable
 from consent_api.store import records
 from consent_api.store.mongo.documents import CATALOG_FIELDS, NO_ID, utc
 from consent_api.store.mongo.errors import wrap_errors
 from consent_api.store.mongo.ledger import Ledger
-from consent_api.store.port import IDEMPOTENCY_TTL, IdempotencyRecord, Store
+from consent_api.store.port import IDEMPOTENCY_TTL, IdempotencyRecord, RequestFilter, Store
 
 MAX_ATTEMPTS = 64  # rounds of losing an idempotency claim to concurrent writers before giving up
 
@@ -217,6 +218,55 @@ class MongoStore(Ledger, Store):
         if doc is None or parse_ts(doc["expires_at"]) <= now:
             return None
         return records.link_code_from(doc)
+
+    # --- rights requests and tenant settings --------------------------------------------------
+    def add_request(self, request: RightsRequest) -> None:
+        try:
+            self._requests.insert_one(records.request_doc(request))
+        except DuplicateKeyError as exc:
+            raise Conflict(f"request {request.id} exists") from exc
+
+    def get_request(self, tenant_id: str, request_id: str) -> RightsRequest | None:
+        doc = self._requests.find_one({"tenant_id": tenant_id, "id": request_id}, NO_ID)
+        return records.request_from(doc) if doc else None
+
+    def replace_request(self, request: RightsRequest, expected_version: int) -> bool:
+        result = self._requests.replace_one(
+            {"tenant_id": request.tenant_id, "id": request.id, "version": expected_version},
+            records.request_doc(request))
+        return result.matched_count == 1
+
+    def list_requests(self, tenant_id: str, flt: RequestFilter, limit: int) -> list[RightsRequest]:
+        query: dict[str, Any] = {"tenant_id": tenant_id}
+        if flt.subject_id is not None:
+            query["subject_id"] = flt.subject_id
+        if flt.statuses:
+            query["status"] = {"$in": list(flt.statuses)}
+        if flt.type is not None:
+            query["type"] = flt.type
+        if flt.due_before is not None:
+            query["due_at"] = {"$lt": format_ts(flt.due_before)}
+        if flt.after is not None:
+            due, last_id = format_ts(flt.after[0]), flt.after[1]
+            query["$or"] = [{"due_at": {"$gt": due}}, {"due_at": due, "id": {"$gt": last_id}}]
+        docs = self._requests.find(query, NO_ID).sort([("due_at", ASCENDING), ("id", ASCENDING)]).limit(limit)
+        return [records.request_from(doc) for doc in docs]
+
+    def forget_request_subject(self, tenant_id: str, subject_id: str) -> int:
+        changed = 0
+        for doc in self._requests.find({"tenant_id": tenant_id, "subject_id": subject_id}, NO_ID):
+            request = records.request_from(doc)
+            forgotten = request.changed(subject_id=None, details=None, note=None)
+            changed += self.replace_request(forgotten, request.version)
+        return changed
+
+    def get_settings(self, tenant_id: str) -> dict[str, Any]:
+        doc = self._tenant_settings.find_one({"tenant_id": tenant_id}, {"_id": 0, "tenant_id": 0})
+        return dict(doc.get("settings") or {}) if doc else {}
+
+    def put_settings(self, tenant_id: str, settings: dict[str, Any]) -> None:
+        self._tenant_settings.replace_one({"tenant_id": tenant_id}, {"tenant_id": tenant_id, "settings": settings},
+                                          upsert=True)
 
     # --- signing keys and health -----------------------------------------------------------------
     def list_signing_keys(self) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ from consent_api.domain.clock import format_ts, parse_ts
 from consent_api.errors import Unavailable
 from consent_api.store.port import IDEMPOTENCY_TTL
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # Version 1, as first released; later versions are the steps in MIGRATIONS below.
 SCHEMA = """
@@ -89,6 +89,19 @@ CREATE INDEX IF NOT EXISTS link_codes_expiry ON link_codes (expires_at)
 """
 
 
+# Version 6: rights requests, listed per tenant by (due_at, id) and per subject, and each
+# tenant's settings (the request deadline).
+RIGHTS_REQUESTS = """
+CREATE TABLE IF NOT EXISTS requests (
+    tenant_id TEXT NOT NULL, id TEXT NOT NULL, subject_id TEXT, status TEXT NOT NULL, type TEXT NOT NULL,
+    due_at TEXT NOT NULL, version INTEGER NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS requests_due ON requests (tenant_id, due_at, id);
+CREATE INDEX IF NOT EXISTS requests_subject ON requests (tenant_id, subject_id);
+CREATE TABLE IF NOT EXISTS tenant_settings (tenant_id TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID
+"""
+
+
 def run_script(conn: sqlite3.Connection, script: str) -> None:
     """Each statement of script inside the caller's transaction (executescript would commit it)."""
     for statement in script.split(";"):
@@ -129,6 +142,8 @@ MIGRATIONS = {m.version: m for m in (
               lambda conn: run_script(conn, EVENTS_IN_TIME_ORDER)),
     Migration(5, "page sessions and one-time privacy-center links, for the server-rendered pages.",
               lambda conn: run_script(conn, PAGE_SESSIONS)),
+    Migration(6, "rights requests with their deadlines, and tenant settings.",
+              lambda conn: run_script(conn, RIGHTS_REQUESTS)),
 )}
 
 

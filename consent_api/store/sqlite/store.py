@@ -20,9 +20,10 @@ from consent_api.domain.model import (
     Tenant,
     Vendor,
 )
+from consent_api.domain.requests import RightsRequest
 from consent_api.errors import Conflict
 from consent_api.store import records
-from consent_api.store.port import IDEMPOTENCY_TTL, IdempotencyRecord, Store
+from consent_api.store.port import IDEMPOTENCY_TTL, IdempotencyRecord, RequestFilter, Store
 from consent_api.store.sqlite import schema
 from consent_api.store.sqlite.ledger import Ledger
 from consent_api.store.sqlite.rows import dumps, loads
@@ -336,6 +337,73 @@ class SQLiteStore(Ledger, Store):
         if row is None or row[0] <= format_ts(now):
             return None
         return records.link_code_from(loads(row[1]))
+
+    # --- rights requests and tenant settings --------------------------------------------------
+    @staticmethod
+    def _request_row(request: RightsRequest) -> tuple:
+        return (request.subject_id, request.status, request.type, format_ts(request.due_at), request.version,
+                dumps(records.request_doc(request)))
+
+    def add_request(self, request: RightsRequest) -> None:
+        self._insert("INSERT INTO requests (subject_id, status, type, due_at, version, doc, tenant_id, id) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (*self._request_row(request), request.tenant_id, request.id),
+                     f"request {request.id} exists")
+
+    def get_request(self, tenant_id: str, request_id: str) -> RightsRequest | None:
+        with self._read() as conn:
+            row = conn.execute("SELECT doc FROM requests WHERE tenant_id = ? AND id = ?",
+                               (tenant_id, request_id)).fetchone()
+        return records.request_from(loads(row[0])) if row else None
+
+    def replace_request(self, request: RightsRequest, expected_version: int) -> bool:
+        with self._write() as conn:
+            return conn.execute(
+                "UPDATE requests SET subject_id = ?, status = ?, type = ?, due_at = ?, version = ?, doc = ? "
+                "WHERE tenant_id = ? AND id = ? AND version = ?",
+                (*self._request_row(request), request.tenant_id, request.id, expected_version)).rowcount == 1
+
+    def list_requests(self, tenant_id: str, flt: RequestFilter, limit: int) -> list[RightsRequest]:
+        where, args = ["tenant_id = ?"], [tenant_id]  # type: tuple[list[str], list[Any]]
+        if flt.subject_id is not None:
+            where.append("subject_id = ?")
+            args.append(flt.subject_id)
+        if flt.statuses:
+            where.append(f"status IN ({','.join('?' * len(flt.statuses))})")
+            args += list(flt.statuses)
+        if flt.type is not None:
+            where.append("type = ?")
+            args.append(flt.type)
+        if flt.due_before is not None:
+            where.append("due_at < ?")
+            args.append(format_ts(flt.due_before))
+        if flt.after is not None:
+            where.append("(due_at, id) > (?, ?)")
+            args += [format_ts(flt.after[0]), flt.after[1]]
+        with self._read() as conn:
+            rows = conn.execute(f"SELECT doc FROM requests WHERE {' AND '.join(where)} ORDER BY due_at, id LIMIT ?",
+                                (*args, limit)).fetchall()
+        return [records.request_from(loads(doc)) for (doc,) in rows]
+
+    def forget_request_subject(self, tenant_id: str, subject_id: str) -> int:
+        with self._write() as conn:
+            rows = conn.execute("SELECT doc FROM requests WHERE tenant_id = ? AND subject_id = ?",
+                                (tenant_id, subject_id)).fetchall()
+            for (doc,) in rows:
+                forgotten = records.request_from(loads(doc)).changed(subject_id=None, details=None, note=None)
+                conn.execute("UPDATE requests SET subject_id = NULL, version = ?, doc = ? "
+                             "WHERE tenant_id = ? AND id = ?",
+                             (forgotten.version, dumps(records.request_doc(forgotten)), tenant_id, forgotten.id))
+        return len(rows)
+
+    def get_settings(self, tenant_id: str) -> dict[str, Any]:
+        with self._read() as conn:
+            row = conn.execute("SELECT doc FROM tenant_settings WHERE tenant_id = ?", (tenant_id,)).fetchone()
+        return loads(row[0]) if row else {}
+
+    def put_settings(self, tenant_id: str, settings: dict[str, Any]) -> None:
+        with self._write() as conn:
+            conn.execute("INSERT OR REPLACE INTO tenant_settings (tenant_id, doc) VALUES (?, ?)",
+                         (tenant_id, dumps(settings)))
 
     # --- signing keys ------------------------------------------------------------------------
     def list_signing_keys(self) -> list[dict[str, Any]]:

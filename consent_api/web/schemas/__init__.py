@@ -17,6 +17,9 @@ from consent_api.web.schemas.requests import (
     PromptsIn,
     PublicConsentsIn,
     PurposeIn,
+    RequestAnswerIn,
+    RightsRequestIn,
+    SettingsIn,
     SubjectTokenKeyIn,
     TenantIn,
     VendorIn,
@@ -30,11 +33,13 @@ from consent_api.web.schemas.responses import (
     policy_out,
     purpose_out,
     purpose_state_out,
+    request_out,
     state_out,
     subject_token_key_out,
     vendor_out,
 )
 
 __all__ = ["ChecksIn", "DecisionsIn", "KeyIn", "LinkIn", "PolicyIn", "PromptsIn", "PublicConsentsIn", "PurposeIn",
-           "SubjectTokenKeyIn", "TenantIn", "VendorIn", "WithdrawAllIn", "flatten", "key_out", "load", "page_out",
-           "policy_out", "purpose_out", "purpose_state_out", "state_out", "subject_token_key_out", "vendor_out"]
+           "RequestAnswerIn", "RightsRequestIn", "SettingsIn", "SubjectTokenKeyIn", "TenantIn", "VendorIn",
+           "WithdrawAllIn", "flatten", "key_out", "load", "page_out", "policy_out", "purpose_out",
+           "purpose_state_out", "request_out", "state_out", "subject_token_key_out", "vendor_out"]

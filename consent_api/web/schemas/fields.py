@@ -23,6 +23,15 @@ class StrictFloat(fields.Float):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
+class StrictInteger(fields.Integer):
+    """A JSON integer: not a boolean, not a float, not a string of digits."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if type(value) is not int:
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class Timestamp(fields.Field):
     """RFC 3339 with an offset, as an aware UTC datetime (marshmallow's ISO parsing is laxer)."""
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from consent_api.domain.deadlines import DayCount
 from consent_api.domain.model import (
     POLICY_VERSION,
     PURPOSE_KEY,
@@ -16,6 +17,7 @@ from consent_api.domain.model import (
     OsPermission,
     Scope,
 )
+from consent_api.domain.requests import RequestType
 from consent_api.errors import Invalid
 from consent_api.security.tokens import SUBJECT_TOKEN_ALGS
 from consent_api.services.catalog import CONSENT_MODE_SIGNALS
@@ -26,6 +28,7 @@ from consent_api.web.schemas.fields import (
     ShownLocale,
     StrictBoolean,
     StrictFloat,
+    StrictInteger,
     Timestamp,
     Url,
     anonymous_id,
@@ -176,6 +179,27 @@ class ChecksIn(Schema):
     purpose = fields.String(required=True, validate=validate.Regexp(PURPOSE_KEY))
     subject_ids = fields.List(fields.String(validate=validate.Length(min=1, max=128)), required=True,
                               validate=validate.Length(min=1, max=1000))
+
+
+class RightsRequestIn(Schema):
+    type = fields.String(required=True, validate=one_of(RequestType))
+    details = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=4000))
+    channel = fields.String(allow_none=True, load_default=None, validate=one_of(Channel))
+
+
+class RequestAnswerIn(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(["in_progress", "completed", "rejected"]))
+    note = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=4000))
+    reason = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=2000))
+
+
+class RequestDeadlineIn(Schema):
+    days = StrictInteger(required=True, validate=validate.Range(min=1, max=90))
+    calendar = fields.String(required=True, validate=one_of(DayCount))
+
+
+class SettingsIn(Schema):
+    request_deadline = fields.Nested(RequestDeadlineIn, required=True)
 
 
 _INSTANCES: dict[type[Schema], Schema] = {}

@@ -6,6 +6,7 @@ from typing import Any
 
 from consent_api.domain.clock import format_ts
 from consent_api.domain.model import ApiKey, PolicyVersion, Purpose, SubjectTokenKey, Vendor
+from consent_api.domain.requests import RightsRequest
 from consent_api.domain.status import PurposeState, SubjectState
 from consent_api.services.pages import Page
 
@@ -68,3 +69,12 @@ def state_out(state: SubjectState, at: str | None = None) -> dict[str, Any]:
     if at is not None:
         body["at"] = at
     return body
+
+
+def request_out(r: RightsRequest) -> dict[str, Any]:
+    return {
+        "id": r.id, "subject_id": r.subject_id, "type": r.type, "status": r.status, "details": r.details,
+        "channel": r.channel, "created_at": format_ts(r.created_at), "due_at": format_ts(r.due_at),
+        "due_at_estimated": r.due_at_estimated, "updated_at": format_ts(r.updated_at), "note": r.note,
+        "reason": r.reason, "notices": list(r.notices),
+    }
