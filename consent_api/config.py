@@ -37,6 +37,9 @@ class Settings:
     # Page session cookies (privacy center, console) carry Secure when the request came over
     # https ("auto"), or always ("always": behind a proxy that terminates TLS).
     page_cookie_secure: str = "auto"
+    # The service's public base URL (https://consent.example.com) for the links it hands out;
+    # unset: the host of the request that asked for the link.
+    public_url: str | None = None
     # Seconds between the scheduler's rounds over rights requests (due_soon and overdue marks)
     # inside `consent-api serve`; 0 turns them off (run `consent-api tick-requests` from cron instead).
     request_tick_seconds: int = 60

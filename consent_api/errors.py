@@ -6,6 +6,7 @@
      +-- Forbidden                  403, valid credentials without the right to this
      +-- NotFound                   404, unknown resource (or another tenant's)
      +-- Conflict                   409, duplicate version, idempotency key reused
+     +-- Gone                       410, a one-time link already used or expired
      +-- PayloadTooLarge            413
      +-- Invalid                    422, validation or rule failure; carries errors {field: [messages]}
      +-- TooManyRequests            429, over the rate limit; carries Retry-After in headers
@@ -58,6 +59,12 @@ class Conflict(ConsentApiError):
     status = 409
     title = "Conflict"
     type_slug = "conflict"
+
+
+class Gone(ConsentApiError):
+    status = 410
+    title = "Gone"
+    type_slug = "gone"
 
 
 class PayloadTooLarge(ConsentApiError):

@@ -102,6 +102,7 @@ class PageSet:
         elif token is not None:
             g.page_cookie = _CLEAR  # it opens nothing: stop sending it
         g.page_session = found
+        g.page_asked = asked  # only a locale asked for with ?lang= is remembered
         g.page_locale = i18n.negotiate(asked, found.locale if found else None,
                                        request.accept_languages.values())
         if request.method == "POST" and not sessions.csrf_matches(found, request.form.get(CSRF_FIELD)):
@@ -157,7 +158,7 @@ def csrf_token() -> str:
     found = session()
     if found is None:
         ps = current()
-        started = sessions.start(deps(), ps.kind, ps.rules, locale=locale())
+        started = sessions.start(deps(), ps.kind, ps.rules, locale=g.get("page_asked"))
         g.page_session, g.page_cookie = started.session, started.token
         found = started.session
     return found.csrf
@@ -168,7 +169,7 @@ def sign_in(*, tenant_id: str, subject_id: str | None = None, key_id: str | None
     """Start a session with this identity in a new cookie; the browser's old session ends."""
     ps = current()
     started = sessions.rotate(deps(), ps.kind, ps.rules, session(), tenant_id=tenant_id,
-                              subject_id=subject_id, key_id=key_id, scopes=scopes, locale=g.get("page_locale"))
+                              subject_id=subject_id, key_id=key_id, scopes=scopes, locale=g.get("page_asked"))
     g.page_session, g.page_cookie = started.session, started.token
     return started.session
 
