@@ -159,6 +159,9 @@ def test_every_operation_answers_as_documented(api, operator, app_tenant):
     api.get(f"/v1/requests/{opened['id']}", token=other.admin, expect=404)
     api.patch(f"/v1/requests/{opened['id']}", json={"status": "completed"}, token=t.admin, expect=200)
     api.patch(f"/v1/requests/{opened['id']}", json={"status": "rejected", "reason": "x"}, token=t.admin, expect=409)
+    link = api.post("/v1/subjects/u-req/privacy-center-links", token=t.writer, expect=201).get_json()
+    assert "/privacy/open/" in link["url"]
+    api.post("/v1/subjects/u-req/privacy-center-links", token=t.reader, expect=403)
     api.get("/v1/settings", token=t.reader, expect=200)
     api.put("/v1/settings", json={"request_deadline": {"days": 15, "calendar": "cn_workdays"}}, token=t.admin,
             expect=200)
