@@ -51,3 +51,23 @@ def test_tick_requests_marks_what_is_overdue_once(tmp_path, monkeypatch, capsys)
         {"tenant_id": tenant.id, "request_id": opened.id, "notice": "overdue"}]
     assert main(["tick-requests"]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+def test_serve_s_ticker_marks_what_came_due_in_its_first_round(tmp_path):
+    url = f"sqlite:///{tmp_path}/serve.db"
+    store = open_store(url)
+    deps = deps_for(Settings(database_url=url), store, FixedClock("2026-01-05T02:00:00Z"))
+    tenant = tenants.create_tenant(deps, "Shop")[0]
+    opened = requests.open_request(deps, tenant.id, "u1", "copy", None,
+                                   Origin({"channel": "ios"}, {"type": "self", "id": None, "reason": None}))
+
+    ticker = _request_ticker(Settings(database_url=url, request_tick_seconds=3600))
+    try:
+        for _ in range(200):  # the first round runs at once; wait for it, not for a fixed time
+            if requests.get(deps, tenant.id, opened.id).notices:
+                break
+            threading.Event().wait(0.05)
+    finally:
+        ticker.stop()
+        store.close()
+    assert requests.get(deps, tenant.id, opened.id).notices == ("overdue",)

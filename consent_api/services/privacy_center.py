@@ -28,6 +28,7 @@ from consent_api.errors import Gone, Invalid, NotFound
 from consent_api.services import consents, requests
 from consent_api.services.consents import Decision, Recorded, Submission, check_subject_id
 from consent_api.services.deps import Deps
+from consent_api.store.port import RequestFilter
 
 LINK_TTL = timedelta(minutes=10)
 MAX_CODE_LENGTH = 256
@@ -178,10 +179,4 @@ def personal_record(deps: Deps, tenant_id: str, subject_id: str) -> PersonalReco
 
 
 def all_requests(deps: Deps, tenant_id: str, subject_id: str) -> list[RightsRequest]:
-    found, cursor = [], None
-    while True:
-        page = requests.list_requests(deps, tenant_id, subject_id=subject_id, cursor=cursor, limit=500)
-        found += page.items
-        if page.next_cursor is None:
-            return found
-        cursor = page.next_cursor
+    return list(requests.every_request(deps, tenant_id, RequestFilter(subject_id=subject_id)))

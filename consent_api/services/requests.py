@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -197,17 +197,17 @@ def tick(deps: Deps, now: datetime | None = None) -> list[tuple[str, str, str]]:
     marked = []
     for tenant in deps.store.iter_tenants():
         calendar = deadline(deps, tenant.id).calendar
-        for request in _pending(deps, tenant.id, now + LOOKAHEAD):
+        for request in every_request(deps, tenant.id, RequestFilter(statuses=PENDING, due_before=now + LOOKAHEAD)):
             notice = notice_due(request, now, calendar)
             if notice is not None and _mark(deps, request, notice, now):
                 marked.append((tenant.id, request.id, notice))
     return marked
 
 
-def _pending(deps: Deps, tenant_id: str, due_before: datetime) -> Iterator[RightsRequest]:
+def every_request(deps: Deps, tenant_id: str, flt: RequestFilter) -> Iterator[RightsRequest]:
+    """All of the tenant's requests matching flt, by deadline, page by page."""
     after = None
-    while page := deps.store.list_requests(tenant_id, RequestFilter(statuses=PENDING, due_before=due_before,
-                                                                    after=after), 500):
+    while page := deps.store.list_requests(tenant_id, replace(flt, after=after), 500):
         yield from page
         after = (page[-1].due_at, page[-1].id)
 
@@ -249,7 +249,7 @@ def closing_on_erasure(deps: Deps, tenant_id: str, subject_id: str, now: datetim
                        actor_id: str | None) -> Closing:
     """Erasure answers what is pending: delete and close_account requests are completed by it,
     any other is rejected (there is nothing left to give access to or to correct)."""
-    pending = list(_subject_pending(deps, tenant_id, subject_id))
+    pending = list(every_request(deps, tenant_id, RequestFilter(subject_id=subject_id, statuses=PENDING)))
     closed = [r.changed(status=RequestStatus.COMPLETED if r.type in (RequestType.DELETE, RequestType.CLOSE_ACCOUNT)
                         else RequestStatus.REJECTED,
                         reason=None if r.type in (RequestType.DELETE, RequestType.CLOSE_ACCOUNT) else ERASED_REASON,
@@ -257,11 +257,4 @@ def closing_on_erasure(deps: Deps, tenant_id: str, subject_id: str, now: datetim
     origin = Origin({"channel": "server"}, {"type": ActorType.AGENT, "id": actor_id, "reason": "erasure request"})
     return Closing(tenant_id, subject_id, pending, closed, origin, now)
 
-
-def _subject_pending(deps: Deps, tenant_id: str, subject_id: str) -> Iterator[RightsRequest]:
-    after = None
-    while page := deps.store.list_requests(tenant_id, RequestFilter(subject_id=subject_id, statuses=PENDING,
-                                                                    after=after), 500):
-        yield from page
-        after = (page[-1].due_at, page[-1].id)
 

@@ -201,6 +201,13 @@ def test_lang_in_the_query_wins_and_is_remembered_in_the_session(client):
     assert '<html lang="zh-CN">' in later
 
 
+def test_a_locale_the_browser_only_implied_is_not_remembered(client):
+    token = csrf_of(client.get("/demo/", headers={"Accept-Language": "en"}))
+    client.post("/demo/sign-in", data={"subject": "u1", "csrf_token": token}, headers={"Accept-Language": "en"})
+    later = client.get("/demo/private", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
+    assert '<html lang="zh-CN">' in later
+
+
 def test_every_page_links_to_itself_in_each_locale(client):
     html = client.get("/demo/?x=1", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert 'href="/demo/?x=1&amp;lang=zh-CN" lang="zh-CN" hreflang="zh-CN">中文</a>' in html

@@ -139,6 +139,9 @@ def test_the_deadline_setting_applies_to_requests_opened_after_it(api, app_tenan
     assert after["due_at"] == "2026-03-21T16:00:00.000000Z"  # 1 March + 20 days, 24:00 Shanghai
     assert app_tenant.get(f"/v1/requests/{before['id']}", expect=200).get_json()["due_at"] == DUE
 
+    whole = api.put("/v1/settings", {"request_deadline": {"days": 20.0, "calendar": "calendar_days"}},
+                    token=app_tenant.admin, expect=200).get_json()
+    assert whole["request_deadline"]["days"] == 20  # JSON Schema's integer: 20.0 is one
     for bad in ({"days": 0, "calendar": "cn_workdays"}, {"days": 91, "calendar": "cn_workdays"},
                 {"days": True, "calendar": "cn_workdays"}, {"days": 1.5, "calendar": "cn_workdays"},
                 {"days": "5", "calendar": "cn_workdays"}, {"days": 5, "calendar": "lunar"}, {"days": 5}):

@@ -24,10 +24,10 @@ class StrictFloat(fields.Float):
 
 
 class StrictInteger(fields.Integer):
-    """A JSON integer: not a boolean, not a float, not a string of digits."""
+    """A JSON integer, as JSON Schema counts them (6 and 6.0): not a boolean, not 6.5, not "6"."""
 
     def _deserialize(self, value, attr, data, **kwargs):
-        if type(value) is not int:
+        if not (type(value) is int or (type(value) is float and value.is_integer())):
             raise self.make_error("invalid")
         return super()._deserialize(value, attr, data, **kwargs)
 
