@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from consent_api.domain.clock import format_ts, parse_ts
 from consent_api.errors import Unavailable
 from consent_api.store.port import IDEMPOTENCY_TTL
+from consent_api.store.sqlite import daily
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Version 1, as first released; later versions are the steps in MIGRATIONS below.
 SCHEMA = """
@@ -110,6 +111,7 @@ MIGRATIONS = {m.version: m for m in (
               _add_cache_versions),
     Migration(4, "events stored in the order they were recorded, so the audit export reads the file in order.",
               lambda conn: run_script(conn, EVENTS_IN_TIME_ORDER)),
+    Migration(5, "per-day counters for GET /v1/stats, counted from the ledger already there.", daily.fill),
 )}
 
 
