@@ -34,6 +34,9 @@ class Settings:
     # A `limits` storage URI: memory:// counts per worker process; redis:// or mongodb:// share
     # the counters between processes and machines.
     rate_limit_storage: str = "memory://"
+    # Page session cookies (privacy center, console) carry Secure when the request came over
+    # https ("auto"), or always ("always": behind a proxy that terminates TLS).
+    page_cookie_secure: str = "auto"
     # MongoDB client tuning (store.open.MongoOptions; the defaults are the same there)
     mongo_max_pool_size: int = 100
     mongo_min_pool_size: int = 0

@@ -287,3 +287,40 @@ class SubjectRecord:
     @staticmethod
     def purposes_from_json(data: dict[str, dict[str, Any]]) -> dict[str, PurposeRecord]:
         return {key: PurposeRecord.from_dict(rec) for key, rec in data.items()}
+
+
+class PageKind(StrEnum):
+    """The server-rendered page sets, each with its own session cookie (web/pages/)."""
+
+    PRIVACY = "privacy"  # the privacy center: one end user, bound to one subject
+    CONSOLE = "console"  # the console: a tenant's staff, with an API key's scopes
+
+
+@dataclass(frozen=True)
+class PageSession:
+    """A signed-in browser of a page set. The cookie holds a random token; only its sha256
+    (``token_hash``) is stored. ``tenant_id`` is None for a session that has no identity yet
+    (a sign-in form's CSRF token and locale live in one)."""
+
+    token_hash: str
+    kind: str
+    csrf: str
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime  # the absolute end; idle expiry is counted from last_seen_at
+    tenant_id: str | None = None
+    subject_id: str | None = None  # privacy center: the one subject it shows
+    key_id: str | None = None  # console: the API key it signed in with
+    scopes: tuple[str, ...] = ()
+    locale: str | None = None
+
+
+@dataclass(frozen=True)
+class LinkCode:
+    """A one-time code that opens a privacy-center session for one subject; stored hashed."""
+
+    code_hash: str
+    tenant_id: str
+    subject_id: str
+    created_at: datetime
+    expires_at: datetime

@@ -20,6 +20,8 @@ from consent_api.domain.appending import Plan, Reseal, Sealed, Stored
 from consent_api.domain.daily import Tally
 from consent_api.domain.model import (
     ApiKey,
+    LinkCode,
+    PageSession,
     PolicyVersion,
     Purpose,
     PurposeRecord,
@@ -304,6 +306,39 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def release_idempotency_key(self, tenant_id: str, scope: str, key: str) -> None:
         """Forget a claim whose request failed, so it can be retried."""
+
+    # --- page sessions and one-time links (web/pages/) -------------------------------------
+    # Found by the hash of the secret the browser holds, like an API key: the record names its
+    # tenant. Expired records are purged by the adapters (a bounded batch per put, or a TTL index).
+    @abc.abstractmethod
+    def put_session(self, session: PageSession) -> None:
+        """Persist a new page session; Conflict if its token_hash exists."""
+
+    @abc.abstractmethod
+    def get_session(self, token_hash: str) -> PageSession | None:
+        """The session whose token hashes to token_hash, expired or not; None when unknown."""
+
+    @abc.abstractmethod
+    def touch_session(self, token_hash: str, last_seen_at: datetime, locale: str | None = None) -> None:
+        """Record activity (and, when given, the locale the browser chose); unknown: no-op."""
+
+    @abc.abstractmethod
+    def delete_session(self, token_hash: str) -> None:
+        """End one session (sign-out); unknown: no-op."""
+
+    @abc.abstractmethod
+    def delete_sessions(self, tenant_id: str, *, subject_id: str | None = None,
+                        key_id: str | None = None) -> int:
+        """End the tenant's sessions of one subject or of one API key; how many ended."""
+
+    @abc.abstractmethod
+    def add_link_code(self, code: LinkCode) -> None:
+        """Persist a new one-time link code (hash only); Conflict if it exists."""
+
+    @abc.abstractmethod
+    def consume_link_code(self, code_hash: str, now: datetime) -> LinkCode | None:
+        """Atomically remove and return the code if it is unexpired at now; None otherwise
+        (unknown, used already, or expired), so a code opens at most one session."""
 
     # --- service signing keys and health -------------------------------------------------
     @abc.abstractmethod

@@ -10,7 +10,17 @@ from typing import Any
 
 from consent_api.domain.appending import check_tenant
 from consent_api.domain.clock import format_ts, parse_ts
-from consent_api.domain.model import ApiKey, Kind, PolicyVersion, Purpose, SubjectTokenKey, Tenant, Vendor
+from consent_api.domain.model import (
+    ApiKey,
+    Kind,
+    LinkCode,
+    PageSession,
+    PolicyVersion,
+    Purpose,
+    SubjectTokenKey,
+    Tenant,
+    Vendor,
+)
 from consent_api.errors import Conflict
 
 
@@ -106,6 +116,36 @@ def vendor_from(doc: dict[str, Any]) -> Vendor:
         data_collected=tuple(doc.get("data_collected") or ()), purposes=tuple(doc.get("purposes") or ()),
         scenario=doc.get("scenario") or "", privacy_policy_url=doc.get("privacy_policy_url"),
     )
+
+
+def session_doc(session: PageSession) -> dict[str, Any]:
+    return {
+        "token_hash": session.token_hash, "kind": session.kind, "csrf": session.csrf,
+        "created_at": format_ts(session.created_at), "last_seen_at": format_ts(session.last_seen_at),
+        "expires_at": format_ts(session.expires_at), "tenant_id": session.tenant_id,
+        "subject_id": session.subject_id, "key_id": session.key_id, "scopes": list(session.scopes),
+        "locale": session.locale,
+    }
+
+
+def session_from(doc: dict[str, Any]) -> PageSession:
+    return PageSession(
+        token_hash=doc["token_hash"], kind=doc["kind"], csrf=doc["csrf"],
+        created_at=parse_ts(doc["created_at"]), last_seen_at=parse_ts(doc["last_seen_at"]),
+        expires_at=parse_ts(doc["expires_at"]), tenant_id=doc.get("tenant_id"),
+        subject_id=doc.get("subject_id"), key_id=doc.get("key_id"), scopes=tuple(doc.get("scopes") or ()),
+        locale=doc.get("locale"),
+    )
+
+
+def link_code_doc(code: LinkCode) -> dict[str, Any]:
+    return {"code_hash": code.code_hash, "tenant_id": code.tenant_id, "subject_id": code.subject_id,
+            "created_at": format_ts(code.created_at), "expires_at": format_ts(code.expires_at)}
+
+
+def link_code_from(doc: dict[str, Any]) -> LinkCode:
+    return LinkCode(code_hash=doc["code_hash"], tenant_id=doc["tenant_id"], subject_id=doc["subject_id"],
+                    created_at=parse_ts(doc["created_at"]), expires_at=parse_ts(doc["expires_at"]))
 
 
 def chain_ref(tenant_id: str, events: Sequence[dict[str, Any]]) -> str | None:

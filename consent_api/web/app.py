@@ -19,6 +19,7 @@ from consent_api.web import (
     docs,
     metrics,
     ops,
+    pages,
     problems,
     public,
     ratelimit,
@@ -64,6 +65,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, store: Stor
     for blueprint in (admin.bp, subjects.bp, checks.bp, ops.bp, public.bp, docs.bp, audit.bp, stats.bp):
         app.register_blueprint(blueprint)
     problems.init_app(app)
+    pages.init_app(app)  # after problems: under a page set's prefix, errors answer as pages
     limiter = ratelimit.init_app(app, settings)
     requestlog.init_app(app)
     metrics.init_app(app)

@@ -54,6 +54,16 @@ def _unexpected(exc: Exception) -> Response:
                    "internal")
 
 
+def respond(exc: Exception) -> Response:
+    """The problem answer any exception gets (the page sets answer with pages on their own paths
+    and hand everything else back here)."""
+    if isinstance(exc, ConsentApiError):
+        return from_error(exc)
+    if isinstance(exc, HTTPException):
+        return _from_http(exc)
+    return _unexpected(exc)
+
+
 def init_app(app: Flask) -> None:
     app.register_error_handler(ConsentApiError, from_error)
     app.register_error_handler(HTTPException, _from_http)

@@ -88,7 +88,7 @@ def test_a_version_1_file_is_upgraded_on_opening_and_its_records_get_an_expiry(t
 
     store = SQLiteStore(path)
 
-    assert store.schema_version() == SCHEMA_VERSION == 5
+    assert store.schema_version() == SCHEMA_VERSION == 6
     assert store.migrate() == [
         "upgraded to schema version 2: idempotency records expire (DESIGN.md §8 keeps them at "
         "least 24 h, not forever).",
@@ -96,14 +96,16 @@ def test_a_version_1_file_is_upgraded_on_opening_and_its_records_get_an_expiry(t
         "catalog or keys went stale.",
         "upgraded to schema version 4: events stored in the order they were recorded, so the audit "
         "export reads the file in order.",
-        "upgraded to schema version 5: per-day counters for GET /v1/stats, counted from the ledger "
+        "upgraded to schema version 5: page sessions and one-time privacy-center links, for the "
+        "server-rendered pages.",
+        "upgraded to schema version 6: per-day counters for GET /v1/stats, counted from the ledger "
         "already there.",
-        f"SQLite {path}: schema version 5"]
+        f"SQLite {path}: schema version 6"]
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT expires_at FROM idempotency").fetchall() == [(ts(24 * 60),)]
     assert store.claim_idempotency_key("t1", "k1", "old", "h", at(60)).status == 201
     assert store.claim_idempotency_key("t1", "k1", "old", "h", at(24 * 60)) is None
-    assert SQLiteStore(path).migrate() == [f"SQLite {path}: schema version 5"]
+    assert SQLiteStore(path).migrate() == [f"SQLite {path}: schema version 6"]
 
 
 def test_an_older_file_gets_its_events_rewritten_in_time_order(tmp_path):

@@ -1,5 +1,5 @@
 """SQLite only: a file from before the per-day counters gets them counted from its ledger when
-it is opened (schema version 5), in the same transaction as the upgrade."""
+it is opened (schema version 6), in the same transaction as the upgrade."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from consent_api.store.sqlite import SQLiteStore
 from tests.store.drafts import append, draft, purpose, tenant
 
 
-def test_a_version_4_file_gets_its_counters_counted_from_the_ledger(tmp_path):
-    path = str(tmp_path / "v4.db")
+def test_a_version_5_file_gets_its_counters_counted_from_the_ledger(tmp_path):
+    path = str(tmp_path / "v5.db")
     store = SQLiteStore(path)
     for tenant_id in ("t1", "t2"):
         store.create_tenant(tenant(tenant_id))
@@ -21,13 +21,13 @@ def test_a_version_4_file_gets_its_counters_counted_from_the_ledger(tmp_path):
     append(store, "t1", "u1", draft(None, "erase", minutes=60), erase=True)
     expected = {t: stats.stored(store, t) for t in ("t1", "t2")}
     store.close()
-    with sqlite3.connect(path) as conn:  # as version 4 left it
+    with sqlite3.connect(path) as conn:  # as version 5 left it
         conn.execute("DROP TABLE daily_counts")
-        conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+        conn.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
 
     reopened = SQLiteStore(path)
 
-    assert reopened.migrate()[0].startswith("upgraded to schema version 5: per-day counters")
+    assert reopened.migrate()[0].startswith("upgraded to schema version 6: per-day counters")
     assert {t: stats.stored(reopened, t) for t in ("t1", "t2")} == expected
     assert expected["t1"] != expected["t2"] and all(expected.values())
     reopened.close()

@@ -48,10 +48,13 @@ def documented_operations(document: dict[str, Any] | None = None) -> set[tuple[s
 
 
 def flask_operations(app) -> set[tuple[str, str]]:
-    """{(path, METHOD)} as Flask routes them, in OpenAPI's {param} spelling (HEAD/OPTIONS are implicit)."""
+    """{(path, METHOD)} as Flask routes them, in OpenAPI's {param} spelling (HEAD/OPTIONS are implicit).
+    The server-rendered pages (web/pages/) are not operations of the JSON API."""
+    from consent_api.web.pages import is_page_endpoint
+
     ops = set()
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static":
+        if rule.endpoint == "static" or is_page_endpoint(app, rule.endpoint):
             continue
         path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
         ops |= {(path, m) for m in rule.methods - {"HEAD", "OPTIONS"}}

@@ -52,6 +52,14 @@ INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
     # claim_idempotency_key ignores expired records it finds before then).
     ("idempotency", [("expires_at", ASCENDING)], {"name": "expires_at", "expireAfterSeconds": 0}),
     ("signing_keys", [("kid", ASCENDING)], {"name": "kid", "unique": True}),
+    # Page sessions and one-time links: found by the hash of their secret, ended per subject or
+    # per key, removed by the TTL monitor once past their absolute end (``expires``, a date).
+    ("page_sessions", [("token_hash", ASCENDING)], {"name": "token_hash", "unique": True}),
+    ("page_sessions", [("tenant_id", ASCENDING), ("subject_id", ASCENDING)], {"name": "tenant_id_subject_id"}),
+    ("page_sessions", [("tenant_id", ASCENDING), ("key_id", ASCENDING)], {"name": "tenant_id_key_id"}),
+    ("page_sessions", [("expires", ASCENDING)], {"name": "expires", "expireAfterSeconds": 0}),
+    ("link_codes", [("code_hash", ASCENDING)], {"name": "code_hash", "unique": True}),
+    ("link_codes", [("expires", ASCENDING)], {"name": "expires", "expireAfterSeconds": 0}),
     # GET /v1/stats: a tenant's days in order (store/mongo/daily.py)
     ("daily_counts", [("tenant_id", ASCENDING), ("day", ASCENDING)], {"name": "tenant_id_day", "unique": True}),
 ]
@@ -67,7 +75,7 @@ SHARD_KEYS: dict[str, list[tuple[str, Any]]] = {
 # Small collections, read on every request or by key hash alone: they stay unsharded on the
 # database's primary shard (api_keys needs two unique indexes, which sharding would forbid).
 UNSHARDED = ("tenants", "api_keys", "subject_token_keys", "purposes", "policies", "vendors",
-             "signing_keys", "daily_counts")
+             "signing_keys", "page_sessions", "link_codes", "daily_counts")
 
 READ_PREFERENCES = {
     "primary": ReadPreference.PRIMARY,
@@ -111,6 +119,8 @@ class Database:
         self._events = self._db["events"]
         self._idempotency = self._db["idempotency"]
         self._signing_keys = self._db["signing_keys"]
+        self._page_sessions = self._db["page_sessions"]
+        self._link_codes = self._db["link_codes"]
         self._daily_counts = self._db["daily_counts"]
         self._validity = daily.ValidityCache(self._load_validity)
         self._export_events = self._db.get_collection(

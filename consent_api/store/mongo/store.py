@@ -11,7 +11,16 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from consent_api.domain.clock import format_ts, parse_ts
-from consent_api.domain.model import ApiKey, PolicyVersion, Purpose, SubjectTokenKey, Tenant, Vendor
+from consent_api.domain.model import (
+    ApiKey,
+    LinkCode,
+    PageSession,
+    PolicyVersion,
+    Purpose,
+    SubjectTokenKey,
+    Tenant,
+    Vendor,
+)
 from consent_api.errors import Conflict, Unavailable
 from consent_api.store import records
 from consent_api.store.mongo.documents import CATALOG_FIELDS, NO_ID, utc
@@ -168,6 +177,46 @@ class MongoStore(Ledger, Store):
 
     def release_idempotency_key(self, tenant_id: str, scope: str, key: str) -> None:
         self._idempotency.delete_one({"tenant_id": tenant_id, "scope": scope, "key": key})
+
+    # --- page sessions and one-time links ----------------------------------------------------
+    def put_session(self, session: PageSession) -> None:
+        try:
+            self._page_sessions.insert_one({**records.session_doc(session), "expires": session.expires_at})
+        except DuplicateKeyError as exc:
+            raise Conflict("session exists") from exc
+
+    def get_session(self, token_hash: str) -> PageSession | None:
+        doc = self._page_sessions.find_one({"token_hash": token_hash}, {"_id": 0, "expires": 0})
+        return records.session_from(doc) if doc else None
+
+    def touch_session(self, token_hash: str, last_seen_at: datetime, locale: str | None = None) -> None:
+        changes: dict[str, Any] = {"last_seen_at": format_ts(last_seen_at)}
+        if locale is not None:
+            changes["locale"] = locale
+        self._page_sessions.update_one({"token_hash": token_hash}, {"$set": changes})
+
+    def delete_session(self, token_hash: str) -> None:
+        self._page_sessions.delete_one({"token_hash": token_hash})
+
+    def delete_sessions(self, tenant_id: str, *, subject_id: str | None = None,
+                        key_id: str | None = None) -> int:
+        if subject_id is None and key_id is None:
+            raise ValueError("name the subject or the key whose sessions end")
+        who = {"subject_id": subject_id} if subject_id is not None else {"key_id": key_id}
+        return self._page_sessions.delete_many({"tenant_id": tenant_id, **who}).deleted_count
+
+    def add_link_code(self, code: LinkCode) -> None:
+        try:
+            self._link_codes.insert_one({**records.link_code_doc(code), "expires": code.expires_at})
+        except DuplicateKeyError as exc:
+            raise Conflict("link code exists") from exc
+
+    def consume_link_code(self, code_hash: str, now: datetime) -> LinkCode | None:
+        # find_one_and_delete is atomic: of two concurrent exchanges, one gets the document.
+        doc = self._link_codes.find_one_and_delete({"code_hash": code_hash}, projection={"_id": 0, "expires": 0})
+        if doc is None or parse_ts(doc["expires_at"]) <= now:
+            return None
+        return records.link_code_from(doc)
 
     # --- signing keys and health -----------------------------------------------------------------
     def list_signing_keys(self) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from consent_api.errors import Unavailable
 from consent_api.store.port import IDEMPOTENCY_TTL
 from consent_api.store.sqlite import daily
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # Version 1, as first released; later versions are the steps in MIGRATIONS below.
 SCHEMA = """
@@ -73,6 +73,23 @@ CREATE INDEX events_export ON events (tenant_id, recorded_at, seq, event_id)
 """
 
 
+# Version 5: the page sets' sessions and the privacy center's one-time link codes (web/pages/).
+# Both are found by the hash of a secret; tenant_id and subject_id / key_id end a person's or a
+# key's sessions at once, expires_at lets each put purge a batch of expired rows.
+PAGE_SESSIONS = """
+CREATE TABLE IF NOT EXISTS page_sessions (
+    token_hash TEXT PRIMARY KEY, tenant_id TEXT, subject_id TEXT, key_id TEXT,
+    expires_at TEXT NOT NULL, doc TEXT NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS page_sessions_subject ON page_sessions (tenant_id, subject_id);
+CREATE INDEX IF NOT EXISTS page_sessions_key ON page_sessions (tenant_id, key_id);
+CREATE INDEX IF NOT EXISTS page_sessions_expiry ON page_sessions (expires_at);
+CREATE TABLE IF NOT EXISTS link_codes (
+    code_hash TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, expires_at TEXT NOT NULL,
+    doc TEXT NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS link_codes_expiry ON link_codes (expires_at)
+"""
+
+
 def run_script(conn: sqlite3.Connection, script: str) -> None:
     """Each statement of script inside the caller's transaction (executescript would commit it)."""
     for statement in script.split(";"):
@@ -111,7 +128,9 @@ MIGRATIONS = {m.version: m for m in (
               _add_cache_versions),
     Migration(4, "events stored in the order they were recorded, so the audit export reads the file in order.",
               lambda conn: run_script(conn, EVENTS_IN_TIME_ORDER)),
-    Migration(5, "per-day counters for GET /v1/stats, counted from the ledger already there.", daily.fill),
+    Migration(5, "page sessions and one-time privacy-center links, for the server-rendered pages.",
+              lambda conn: run_script(conn, PAGE_SESSIONS)),
+    Migration(6, "per-day counters for GET /v1/stats, counted from the ledger already there.", daily.fill),
 )}
 
 

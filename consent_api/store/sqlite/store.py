@@ -11,7 +11,16 @@ from typing import Any
 
 from consent_api.domain import daily
 from consent_api.domain.clock import format_ts, parse_ts
-from consent_api.domain.model import ApiKey, PolicyVersion, Purpose, SubjectTokenKey, Tenant, Vendor
+from consent_api.domain.model import (
+    ApiKey,
+    LinkCode,
+    PageSession,
+    PolicyVersion,
+    Purpose,
+    SubjectTokenKey,
+    Tenant,
+    Vendor,
+)
 from consent_api.errors import Conflict
 from consent_api.store import records
 from consent_api.store.port import IDEMPOTENCY_TTL, IdempotencyRecord, Store
@@ -267,6 +276,73 @@ class SQLiteStore(Ledger, Store):
     def release_idempotency_key(self, tenant_id: str, scope: str, key: str) -> None:
         self._transact(lambda conn: conn.execute(
             "DELETE FROM idempotency WHERE tenant_id = ? AND scope = ? AND key = ?", (tenant_id, scope, key)))
+
+    # --- page sessions and one-time links ----------------------------------------------------
+    def put_session(self, session: PageSession) -> None:
+        with self._write() as conn:
+            self._purge(conn, "page_sessions", "token_hash", session.created_at)
+            try:
+                conn.execute(
+                    "INSERT INTO page_sessions (token_hash, tenant_id, subject_id, key_id, expires_at, doc) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (session.token_hash, session.tenant_id, session.subject_id, session.key_id,
+                     format_ts(session.expires_at), dumps(records.session_doc(session))))
+            except sqlite3.IntegrityError as exc:
+                raise Conflict("session exists") from exc
+
+    @staticmethod
+    def _purge(conn: sqlite3.Connection, table: str, key: str, now: datetime) -> None:
+        """Remove a bounded batch of expired rows: the table needs no background job."""
+        conn.execute(f"DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} "
+                     "WHERE expires_at <= ? LIMIT ?)", (format_ts(now), PURGE_BATCH))
+
+    def get_session(self, token_hash: str) -> PageSession | None:
+        with self._read() as conn:
+            row = conn.execute("SELECT doc FROM page_sessions WHERE token_hash = ?", (token_hash,)).fetchone()
+        return records.session_from(loads(row[0])) if row else None
+
+    def touch_session(self, token_hash: str, last_seen_at: datetime, locale: str | None = None) -> None:
+        with self._write() as conn:
+            row = conn.execute("SELECT doc FROM page_sessions WHERE token_hash = ?", (token_hash,)).fetchone()
+            if row is None:
+                return
+            doc = loads(row[0])
+            doc["last_seen_at"] = format_ts(last_seen_at)
+            if locale is not None:
+                doc["locale"] = locale
+            conn.execute("UPDATE page_sessions SET doc = ? WHERE token_hash = ?", (dumps(doc), token_hash))
+
+    def delete_session(self, token_hash: str) -> None:
+        with self._write() as conn:
+            conn.execute("DELETE FROM page_sessions WHERE token_hash = ?", (token_hash,))
+
+    def delete_sessions(self, tenant_id: str, *, subject_id: str | None = None,
+                        key_id: str | None = None) -> int:
+        if subject_id is None and key_id is None:
+            raise ValueError("name the subject or the key whose sessions end")
+        column, value = ("subject_id", subject_id) if subject_id is not None else ("key_id", key_id)
+        with self._write() as conn:
+            return conn.execute(f"DELETE FROM page_sessions WHERE tenant_id = ? AND {column} = ?",
+                                (tenant_id, value)).rowcount
+
+    def add_link_code(self, code: LinkCode) -> None:
+        with self._write() as conn:
+            self._purge(conn, "link_codes", "code_hash", code.created_at)
+            try:
+                conn.execute("INSERT INTO link_codes (code_hash, tenant_id, expires_at, doc) VALUES (?, ?, ?, ?)",
+                             (code.code_hash, code.tenant_id, format_ts(code.expires_at),
+                              dumps(records.link_code_doc(code))))
+            except sqlite3.IntegrityError as exc:
+                raise Conflict("link code exists") from exc
+
+    def consume_link_code(self, code_hash: str, now: datetime) -> LinkCode | None:
+        # One DELETE ... RETURNING under the write lock: of two concurrent exchanges, one gets the row.
+        with self._write() as conn:
+            row = conn.execute("DELETE FROM link_codes WHERE code_hash = ? RETURNING expires_at, doc",
+                               (code_hash,)).fetchone()
+        if row is None or row[0] <= format_ts(now):
+            return None
+        return records.link_code_from(loads(row[1]))
 
     # --- signing keys ------------------------------------------------------------------------
     def list_signing_keys(self) -> list[dict[str, Any]]:
