@@ -16,6 +16,7 @@ from consent_api.web import (
     admin,
     audit,
     checks,
+    console,
     docs,
     metrics,
     ops,
@@ -66,6 +67,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, store: Stor
         app.register_blueprint(blueprint)
     problems.init_app(app)
     pages.init_app(app)  # after problems: under a page set's prefix, errors answer as pages
+    console.init_app(app)
     limiter = ratelimit.init_app(app, settings)
     requestlog.init_app(app)
     metrics.init_app(app)
