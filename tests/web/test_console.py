@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from consent_api import verify
+from consent_api.domain.clock import system_clock
 from consent_api.domain.model import Action, Channel, Kind, Scope, Status
 from consent_api.web.pages import i18n
 from tests.builders import decision
@@ -356,7 +357,7 @@ def test_the_overview_tables_and_csv_hold_the_stats_numbers(officer, shop):
 
 def test_the_audit_downloads_verify_offline(officer, shop, tmp_path, clock):
     officer.sign_in(shop.auditor)
-    html = officer.page("/console/audit?purpose=personalized_push")
+    html = officer.page("/console/audit?since_day=&until_day=&purpose=personalized_push&subject_id=")
     links = dict(re.findall(r'href="([^"]+)" data-download="(\w+)"', html))
     links = {kind: href.replace("&amp;", "&") for href, kind in links.items()}
     assert set(links) == {"ndjson", "csv", "manifest", "jwks"}
@@ -410,3 +411,25 @@ def test_the_chart_library_is_vendored_with_its_license_and_served_here(client):
     assert (static / "uPlot.iife.min.js").read_text()[:60].startswith("/*! https://github.com/leeoniya/uPlot (v1.6.32)")
     response = client.get("/pages/static/uPlot.iife.min.js")
     assert response.status_code == 200 and response.mimetype in ("text/javascript", "application/javascript")
+
+
+@pytest.fixture
+def clock_near_now(clock):
+    """MongoDB (and mongomock) expire sessions by the server's own clock: start the app near it."""
+    clock.now = system_clock().replace(microsecond=0)
+    return clock
+
+
+@pytest.mark.parametrize("adapter", ["mongomock"], indirect=True)
+def test_the_console_on_mongodb(clock_near_now, officer, shop):
+    """The same pages on the MongoDB adapter: sessions, the counters, a subject, an erasure."""
+    assert officer.client.application.extensions["consent_api.settings"].database_url.startswith("mongomock")
+    officer.sign_in(shop.admin)
+    html = officer.page("/console/?days=7")
+    assert 'data-grants="1" data-decisions="2"' in html
+    assert 'data-chain="verified"' in officer.page("/console/subjects/u-1")
+    officer.post("/console/subjects/u-2/erase", {"confirm": "u-2"})
+    shop.get("/v1/subjects/u-2/consents", expect=404)
+    officer.post("/console/sign-out")
+    assert officer.client.get("/console/").status_code == 302
+

@@ -36,7 +36,7 @@ def _day_start(day: date) -> datetime:
 def audit():
     who = _auditor()
     only(("since_day", "until_day", "purpose", "subject_id"))
-    since_day, until_day = query_date("since_day"), query_date("until_day")
+    since_day, until_day = _day("since_day"), _day("until_day")
     filters = {
         "since": format_ts(_day_start(since_day)) if since_day else None,
         # without a day: everything recorded up to this moment (until is exclusive)
@@ -55,6 +55,11 @@ def audit():
     return render("console/audit.html", who=who, filters=filters, links=links,
                   purposes=deps().store.list_purposes(who.tenant_id),
                   since_day=since_day, until_day=until_day)
+
+
+def _day(name: str) -> date | None:
+    """A date field of the filter form; left empty, no filter."""
+    return query_date(name) if request.args.get(name) else None
 
 
 def _query() -> exports.ExportQuery:

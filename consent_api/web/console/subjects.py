@@ -8,10 +8,10 @@ from urllib.parse import quote
 
 from flask import redirect, request
 
-from consent_api.domain.model import SUBJECT_ID
+from consent_api.domain.model import SUBJECT_ID, Purpose
 from consent_api.errors import ConsentApiError, Invalid, NotFound
 from consent_api.services import console
-from consent_api.web.console import PREFIX, bp, officer, render
+from consent_api.web.console import PREFIX, Officer, bp, officer, render
 from consent_api.web.context import deps
 
 
@@ -41,7 +41,13 @@ def subject(subject_id: str):
             checked = console.check_receipt(deps(), who.tenant_id, subject_id, receipt, view.events)
         except Invalid as exc:
             checked = console.ReceiptCheck(False, exc.detail)
-    return render("console/subject.html", who=who, view=view, receipt=receipt, checked=checked)
+    return render("console/subject.html", who=who, view=view, receipt=receipt, checked=checked,
+                  purposes=_purposes(who))
+
+
+def _purposes(who: Officer) -> dict[str, Purpose]:
+    """The catalog, for the purposes' titles in the page's language."""
+    return {p.key: p for p in deps().store.list_purposes(who.tenant_id)}
 
 
 @bp.post("/subjects/<subject_id>/erase")
@@ -55,5 +61,5 @@ def erase(subject_id: str):
             raise
         view = console.subject(deps(), who.tenant_id, subject_id)
         return render("console/subject.html", status=422, who=who, view=view, receipt=None, checked=None,
-                      erase_error=True)
+                      erase_error=True, purposes=_purposes(who))
     return redirect(f"{PREFIX}/subjects?erased=1")
