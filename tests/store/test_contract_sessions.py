@@ -1,17 +1,29 @@
 """Contract, every adapter: page sessions and one-time link codes (web/pages/, services/sessions.py).
 
-Times are near the wall clock (drafts.fresh): MongoDB's TTL monitor, and mongomock's imitation of
-it, remove records whose absolute end has passed by the real time."""
+Times are near the wall clock, taken when each test starts: MongoDB's TTL monitor, and mongomock's
+imitation of it, remove records whose absolute end has passed by the real time."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from consent_api.domain.model import LinkCode, PageSession
 from consent_api.errors import Conflict
-from tests.store.drafts import fresh
+
+_started = [datetime.now(timezone.utc)]
+
+
+@pytest.fixture(autouse=True)
+def _test_start():
+    _started[0] = datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def fresh(minutes: float = 0) -> datetime:
+    """The test's start + minutes (so a long run never finds a record already past its TTL)."""
+    return _started[0] + timedelta(minutes=minutes)
 
 
 def session(token_hash: str = "h1", *, tenant_id: str | None = "t1", subject_id: str | None = "u1",
