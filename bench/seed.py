@@ -51,16 +51,19 @@ def subject_id(n: int) -> str:
     return f"u{n:08d}"
 
 
-def seed(path: str, subjects: int, *, processes: int = 2) -> Population:
-    """Create the tenant, its catalog and `subjects` subjects in the SQLite file at path."""
+def seed(path: str, subjects: int, *, processes: int = 2, purposes: dict[str, dict] | None = None) -> Population:
+    """Create the tenant, its catalog (PURPOSES unless given) and `subjects` subjects in the
+    SQLite file at path; the per-day counters are loaded with them."""
+    purposes = purposes or PURPOSES
     store = SQLiteStore(path)
     clock = FixedClock(START)
     deps = Deps(store, clock, KeyRing(store, clock))
     tenant, admin = tenants.create_tenant(deps, "Bench")
-    for key, data in PURPOSES.items():
+    for key, data in purposes.items():
         catalog.put_purpose(deps, tenant.id, key, data)
     catalog.publish_policy(deps, tenant.id, {"version": POLICY, "effective_at": START})
-    chunks = [(tenant.id, start, min(start + CHUNK, subjects)) for start in range(0, subjects, CHUNK)]
+    validity = tuple((key, data.get("validity_days")) for key, data in purposes.items())
+    chunks = [(tenant.id, start, min(start + CHUNK, subjects), validity) for start in range(0, subjects, CHUNK)]
     if processes > 1 and len(chunks) > 1:
         with multiprocessing.get_context("fork").Pool(processes) as pool:
             events = bulk.load(path, pool.imap(_rows, chunks))
@@ -70,15 +73,18 @@ def seed(path: str, subjects: int, *, processes: int = 2) -> Population:
     return Population(tenant.id, admin.secret, subjects, events)
 
 
-def _rows(chunk: tuple[str, int, int]) -> bulk.Rows:
-    return bulk.rows(chunk[0], _ledgers(chunk))
+Chunk = tuple[str, int, int, tuple[tuple[str, float | None], ...]]  # tenant, start, stop, validity
 
 
-def _ledgers(chunk: tuple[str, int, int]) -> list[tuple[SubjectRecord, list[dict]]]:
+def _rows(chunk: Chunk) -> bulk.Rows:
+    return bulk.rows(chunk[0], _ledgers(chunk), dict(chunk[3]))
+
+
+def _ledgers(chunk: Chunk) -> list[tuple[SubjectRecord, list[dict]]]:
     """Drafts in the shape consents.record writes them, sealed and projected by the domain."""
-    tenant_id, start, stop = chunk
+    tenant_id, start, stop, validity = chunk
     rng = random.Random(start)
-    keys = list(PURPOSES)
+    keys = [key for key, _ in validity]
     base = START.timestamp()
     out = []
     for n in range(start, stop):

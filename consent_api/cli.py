@@ -209,13 +209,17 @@ def cmd_rebuild_state(args: argparse.Namespace, settings: Settings) -> int:
 
     report = rebuild_state(_store(settings), fix=not args.check, progress=progress)
     print(f"\r{report.subjects:,} subjects checked, {len(report.differences)} differences, "
-          f"{len(report.broken_chains)} broken chains", file=sys.stderr)
+          f"{len(report.broken_chains)} broken chains, {len(report.count_differences)} per-day counter "
+          "rows differing", file=sys.stderr)
     for diff in report.differences[:50]:
         print(f"  differs: {diff.tenant_id}/{diff.subject_id}: {', '.join(diff.fields)}"
               + ("" if args.check else " (rebuilt)"))
+    for line in report.count_differences[:50]:
+        print(f"  counter differs: {line}" + ("" if args.check else " (recounted)"))
     for broken in report.broken_chains[:50]:
         print(f"  broken chain: {broken}")
-    return 1 if report.broken_chains or (args.check and report.differences) else 0
+    drift = report.differences or report.count_differences
+    return 1 if report.broken_chains or (args.check and drift) else 0
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
@@ -381,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
                             help="make a new signing key for receipts, tokens and manifests")
     rotate.set_defaults(func=cmd_rotate_signing_key)
 
-    rebuild = sub.add_parser("rebuild-state", help="recompute every state from the ledger")
+    rebuild = sub.add_parser("rebuild-state", help="recompute every state and per-day counter from the ledger")
     rebuild.add_argument("--check", action="store_true", help="report differences without fixing them")
     rebuild.set_defaults(func=cmd_rebuild_state)
 

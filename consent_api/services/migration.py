@@ -2,7 +2,8 @@
 
 The copy streams tenant by tenant: the tenant, its catalog, then every hash chain (erased
 subjects' included) one subject at a time with its events in seq order, then the tenant's API
-keys and subject-token keys; the service's signing keys come last. Events are copied verbatim
+keys and subject-token keys; the service's signing keys come last. The tenant's per-day counters
+are counted again from the chains read (services/stats.py) and replace the target's. Events are copied verbatim
 (sealed, hashes and all) through ``Store.import_chain``, which skips what the target already
 holds, so an interrupted run is resumed by running it again and a finished one re-runs as a
 no-op. Idempotency records are not copied: they expire within 24 h, and a migration runs while
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+from consent_api.domain import daily
 from consent_api.errors import Conflict
 from consent_api.store.port import Store
 
@@ -109,8 +111,11 @@ def _copy_chains(source: Store, target: Store, tenant_id: str, copied: Copied,
     done = 0
     if progress:
         progress(tenant_id, done, total, copied.events)
+    validity = daily.validity_of(source.list_purposes(tenant_id))
+    counts: daily.Tally = {}
     for chain in source.iter_chains(tenant_id):
         events = source.subject_events(tenant_id, chain.subject_ref)
+        daily.chain_tally(events, validity, counts)
         written = target.import_chain(tenant_id, chain.subject_id, events)
         copied.events += written
         if written:
@@ -120,6 +125,7 @@ def _copy_chains(source: Store, target: Store, tenant_id: str, copied: Copied,
         done += 1
         if progress:
             progress(tenant_id, done, total, copied.events)
+    target.replace_daily_counts(tenant_id, daily.nonzero(counts))
 
 
 def _copy_api_keys(source: Store, target: Store, tenant_id: str) -> int:

@@ -1,4 +1,5 @@
-"""rebuild-state: recompute every subject record from its events and report what differed."""
+"""rebuild-state: recompute every subject record, and every tenant's per-day counters
+(services/stats.py), from the ledger and report what differed."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass, field
 
 from consent_api.domain.ledger import verify_chain
 from consent_api.domain.projection import project
+from consent_api.services import stats
 from consent_api.store.port import Store
 
 
@@ -22,6 +24,7 @@ class RebuildReport:
     subjects: int = 0
     differences: list[Difference] = field(default_factory=list)
     broken_chains: list[str] = field(default_factory=list)
+    count_differences: list[str] = field(default_factory=list)  # per-day counter rows
 
 
 def rebuild_state(store: Store, *, fix: bool = True,
@@ -42,6 +45,12 @@ def rebuild_state(store: Store, *, fix: bool = True,
         report.subjects += 1
         if progress:
             progress(report.subjects)
+    for tenant in store.iter_tenants():
+        recounted = stats.recount(store, tenant.id)
+        found = stats.differences(tenant.id, stats.stored(store, tenant.id), recounted)
+        report.count_differences += found
+        if found and fix:
+            store.replace_daily_counts(tenant.id, recounted)
     return report
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from consent_api.domain import appending
 from consent_api.domain.appending import Plan, Reseal, Sealed, Stored
+from consent_api.domain.daily import Tally
 from consent_api.domain.model import (
     ApiKey,
     LinkCode,
@@ -31,8 +32,8 @@ from consent_api.domain.model import (
 )
 from consent_api.domain.requests import RightsRequest
 
-__all__ = ["Appended", "Chain", "ExportCursor", "ExportFilter", "IDEMPOTENCY_TTL", "IdempotencyRecord",
-           "Plan", "RequestFilter", "Reseal", "Sealed", "Store", "Stored"]
+__all__ = ["Appended", "Chain", "DailyCounts", "ExportCursor", "ExportFilter", "IDEMPOTENCY_TTL",
+           "IdempotencyRecord", "Plan", "RequestFilter", "Reseal", "Sealed", "Store", "Stored"]
 
 # DESIGN.md §8: an Idempotency-Key is kept at least 24 h; after that a replay runs anew.
 IDEMPOTENCY_TTL = timedelta(hours=24)
@@ -88,6 +89,15 @@ class RequestFilter:
     type: str | None = None
     due_before: datetime | None = None  # due_at strictly before
     after: tuple[datetime, str] | None = None  # the (due_at, id) of the previous page's last
+
+
+@dataclass(frozen=True)
+class DailyCounts:
+    """Counter rows (domain/daily.py) of a span of days, and what came before it: per
+    (purpose, policy_version), the sum of ``allowed`` over every earlier day."""
+
+    opening: dict[tuple[str, str], int]
+    rows: Tally
 
 
 class Store(abc.ABC):
@@ -251,6 +261,20 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def replace_record(self, tenant_id: str, record: SubjectRecord) -> None:
         """Overwrite a subject's record with one rebuilt from its events."""
+
+    # --- per-day counters (GET /v1/stats) -------------------------------------------------
+    # Every write that appends events also adds what they count (domain/daily.py) to the
+    # tenant's counters: in the same transaction (SQLite), or right after the events by the
+    # writer or reader that moves the subject's record past them (MongoDB).
+    @abc.abstractmethod
+    def daily_counts(self, tenant_id: str, since: str | None, until: str,
+                     purpose: str | None = None) -> DailyCounts:
+        """Counter rows of the days in [since, until) ("YYYY-MM-DD"; since None: from the
+        first), one purpose or all, and the opening sums of ``allowed`` before since."""
+
+    @abc.abstractmethod
+    def replace_daily_counts(self, tenant_id: str, counts: Tally) -> None:
+        """Replace every counter row of the tenant with counts (a recount from the ledger)."""
 
     # --- whole chains (migration between stores) -----------------------------------------
     @abc.abstractmethod

@@ -16,6 +16,7 @@ from consent_api.web import (
     admin,
     audit,
     checks,
+    console,
     docs,
     metrics,
     ops,
@@ -26,6 +27,7 @@ from consent_api.web import (
     ratelimit,
     requestlog,
     requests,
+    stats,
     subjects,
 )
 from consent_api.web.fastreads import FastReads
@@ -63,11 +65,13 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, store: Stor
     app.extensions["consent_api.settings"] = settings
     app.extensions["consent_api.deps"] = deps
 
-    for blueprint in (admin.bp, subjects.bp, checks.bp, ops.bp, public.bp, docs.bp, audit.bp, requests.bp):
+    for blueprint in (admin.bp, subjects.bp, checks.bp, ops.bp, public.bp, docs.bp, audit.bp, requests.bp,
+                      stats.bp):
         app.register_blueprint(blueprint)
     problems.init_app(app)
     pages.init_app(app)  # after problems: under a page set's prefix, errors answer as pages
     privacy.init_app(app)
+    console.init_app(app)
     limiter = ratelimit.init_app(app, settings)
     requestlog.init_app(app)
     metrics.init_app(app)

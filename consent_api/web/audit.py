@@ -5,11 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from consent_api.domain.model import Scope
-from consent_api.errors import Invalid
 from consent_api.services import audit
 from consent_api.web.auth import caller
 from consent_api.web.context import deps
-from consent_api.web.params import query_time
+from consent_api.web.params import only, query_time
 
 bp = Blueprint("audit", __name__, url_prefix="/v1/audit")
 
@@ -19,11 +18,7 @@ FILTERS = ("since", "until", "purpose", "subject_id", "subject_ref")
 def export_query(allowed: tuple[str, ...]) -> audit.ExportQuery:
     """The filters from the query string; a misspelt or repeated parameter is refused, because
     silently ignoring it would export more than the auditor asked for."""
-    errors = {name: ["unknown query parameter"] for name in request.args if name not in allowed}
-    errors.update({name: ["given more than once"] for name in allowed
-                   if len(request.args.getlist(name)) > 1})
-    if errors:
-        raise Invalid("unsupported query parameters: " + ", ".join(sorted(errors)), errors=errors)
+    only(allowed)
     return audit.ExportQuery(
         since=query_time("since"), until=query_time("until"), purpose=request.args.get("purpose"),
         subject_id=request.args.get("subject_id"), subject_ref=request.args.get("subject_ref"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import date, datetime
 from typing import TypeVar
 
 from flask import request
@@ -31,6 +31,25 @@ def _parsed(name: str, parse: Callable[[str], T], message: str | None = None) ->
         return parse(raw)
     except ValueError as exc:
         raise Invalid.field(name, message or str(exc)) from exc
+
+
+def only(allowed: tuple[str, ...]) -> None:
+    """Refuse a misspelt or repeated parameter: silently ignoring it would answer something else
+    than what the caller asked for."""
+    errors = {name: ["unknown query parameter"] for name in request.args if name not in allowed}
+    errors.update({name: ["given more than once"] for name in allowed if len(request.args.getlist(name)) > 1})
+    if errors:
+        raise Invalid("unsupported query parameters: " + ", ".join(sorted(errors)), errors=errors)
+
+
+def _date(value: str) -> date:
+    if len(value) != 10:  # fromisoformat would also take 20260301
+        raise ValueError
+    return date.fromisoformat(value)
+
+
+def query_date(name: str) -> date | None:
+    return _parsed(name, _date, "must be a date such as 2026-03-01")
 
 
 def query_int(name: str) -> int | None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+AXE = Path(__file__).resolve().parents[2] / "client_js" / "node_modules" / "axe-core" / "axe.min.js"
 # Generous enough for a loaded CI machine; a passing run never waits this long.
 TIMEOUT_MS = 10_000
 CHOOSABLE = ("ads", "analytics", "sharing")  # the purposes with a switch, sorted
@@ -77,3 +80,14 @@ def tab_to(page, predicate, limit: int = 15) -> list[dict[str, Any]]:
 
 def consent_mode(all_value: str, **granted: str) -> dict[str, str]:
     return {s: granted.get(s, all_value) for s in SIGNALS}
+
+
+def axe_violations(page) -> list[dict]:
+    """Serious and critical axe-core findings on the page as it is now. axe is evaluated through
+    the DevTools protocol, so the page's CSP (no inline or foreign script) stays as it is."""
+    if not AXE.exists():
+        raise RuntimeError(f"{AXE} is missing: run `npm ci --prefix client_js` (axe-core is a devDependency)")
+    page.evaluate(AXE.read_text(encoding="utf-8"))
+    result = page.evaluate("async () => JSON.stringify(await axe.run(document, {resultTypes: ['violations']}))")
+    return [{"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:3]}
+            for v in json.loads(result)["violations"] if v["impact"] in ("serious", "critical")]

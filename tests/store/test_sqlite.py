@@ -88,7 +88,7 @@ def test_a_version_1_file_is_upgraded_on_opening_and_its_records_get_an_expiry(t
 
     store = SQLiteStore(path)
 
-    assert store.schema_version() == SCHEMA_VERSION == 6
+    assert store.schema_version() == SCHEMA_VERSION == 7
     assert store.migrate() == [
         "upgraded to schema version 2: idempotency records expire (DESIGN.md §8 keeps them at "
         "least 24 h, not forever).",
@@ -99,12 +99,14 @@ def test_a_version_1_file_is_upgraded_on_opening_and_its_records_get_an_expiry(t
         "upgraded to schema version 5: page sessions and one-time privacy-center links, for the "
         "server-rendered pages.",
         "upgraded to schema version 6: rights requests with their deadlines, and tenant settings.",
-        f"SQLite {path}: schema version 6"]
+        "upgraded to schema version 7: per-day counters for GET /v1/stats, counted from the ledger "
+        "already there.",
+        f"SQLite {path}: schema version 7"]
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT expires_at FROM idempotency").fetchall() == [(ts(24 * 60),)]
     assert store.claim_idempotency_key("t1", "k1", "old", "h", at(60)).status == 201
     assert store.claim_idempotency_key("t1", "k1", "old", "h", at(24 * 60)) is None
-    assert SQLiteStore(path).migrate() == [f"SQLite {path}: schema version 6"]
+    assert SQLiteStore(path).migrate() == [f"SQLite {path}: schema version 7"]
 
 
 def test_an_older_file_gets_its_events_rewritten_in_time_order(tmp_path):

@@ -174,6 +174,10 @@ def test_every_operation_answers_as_documented(api, operator, app_tenant):
     api.get("/v1/audit/events", token=t.reader, expect=403)
     assert api.get("/v1/audit/manifest", token=t.auditor, expect=200).get_json()["manifest"].count(".") == 2
     api.get("/v1/audit/manifest?cursor=abc", token=t.auditor, expect=422)
+    days = api.get("/v1/stats?purpose=personalized_push", token=t.auditor, expect=200).get_json()["days"]
+    assert days[-1]["grants"] == 1 and days[-1]["allowed_subjects"] == 0  # granted, then erased
+    api.get("/v1/stats?since=2026-03-02&until=2026-03-01", token=t.reader, expect=422)
+    api.get("/v1/stats", token=t.writer, expect=403)
 
     # --- public (browser) --------------------------------------------------------------------
     web = {"Origin": ORIGIN}

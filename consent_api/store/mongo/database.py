@@ -12,6 +12,7 @@ from pymongo.write_concern import WriteConcern
 
 from consent_api.domain.clock import parse_ts
 from consent_api.errors import Unavailable
+from consent_api.store.mongo import daily
 from consent_api.store.port import IDEMPOTENCY_TTL
 
 # Every index of the store, in one place: (collection, keys, options). ensure_indexes()
@@ -65,6 +66,8 @@ INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
      {"name": "tenant_id_due_at_id"}),
     ("requests", [("tenant_id", ASCENDING), ("subject_id", ASCENDING)], {"name": "tenant_id_subject_id"}),
     ("tenant_settings", [("tenant_id", ASCENDING)], {"name": "tenant_id", "unique": True}),
+    # GET /v1/stats: a tenant's days in order (store/mongo/daily.py)
+    ("daily_counts", [("tenant_id", ASCENDING), ("day", ASCENDING)], {"name": "tenant_id_day", "unique": True}),
 ]
 
 # Shard keys for a sharded cluster (`consent-api migrate --shard`); docs/scaling.md says why.
@@ -78,7 +81,7 @@ SHARD_KEYS: dict[str, list[tuple[str, Any]]] = {
 # Small collections, read on every request or by key hash alone: they stay unsharded on the
 # database's primary shard (api_keys needs two unique indexes, which sharding would forbid).
 UNSHARDED = ("tenants", "api_keys", "subject_token_keys", "purposes", "policies", "vendors",
-             "signing_keys", "page_sessions", "link_codes", "requests", "tenant_settings")
+             "signing_keys", "page_sessions", "link_codes", "requests", "tenant_settings", "daily_counts")
 
 READ_PREFERENCES = {
     "primary": ReadPreference.PRIMARY,
@@ -126,10 +129,16 @@ class Database:
         self._link_codes = self._db["link_codes"]
         self._requests = self._db["requests"]
         self._tenant_settings = self._db["tenant_settings"]
+        self._daily_counts = self._db["daily_counts"]
+        self._validity = daily.ValidityCache(self._load_validity)
         self._export_events = self._db.get_collection(
             "events", read_preference=READ_PREFERENCES[export_read_preference])
         self._indexes_ready = False
         self._indexes_lock = threading.Lock()
+
+    def _load_validity(self, tenant_id: str) -> dict[str, float | None]:
+        return {doc["key"]: doc.get("validity_days") for doc in self._purposes.find(
+            {"tenant_id": tenant_id}, {"_id": 0, "key": 1, "validity_days": 1})}
 
     @property
     def db(self) -> Any:
@@ -182,6 +191,8 @@ class Database:
             self._idempotency.update_one({"_id": doc["_id"]}, {"$set": {"expires_at": expires}})
             backfilled += 1
         lines.append(f"idempotency: {backfilled} records without expires_at given one")
+        if self._daily_counts.find_one({}, {"_id": 1}) is None and self._events.find_one({}, {"_id": 1}):
+            lines.append("daily_counts: empty while events exist: run `consent-api rebuild-state` to count them")
         return lines
 
     def shard(self) -> list[str]:

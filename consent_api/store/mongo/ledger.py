@@ -1,23 +1,26 @@
 """The MongoStore's subjects and events: reads that repair a record left behind by a writer
-that died, the storage step of an append, the audit export, and whole chains."""
+that died, the storage step of an append (with the per-day counters: daily.py), the audit
+export, and whole chains."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from consent_api.domain import daily as tally
 from consent_api.domain.appending import Reseal, Sealed, Stored
 from consent_api.domain.ledger import ZERO_HASH
 from consent_api.domain.model import Action, SubjectRecord
 from consent_api.domain.projection import apply_events
 from consent_api.errors import Conflict
 from consent_api.store import records
+from consent_api.store.mongo import daily
 from consent_api.store.mongo.database import Database
 from consent_api.store.mongo.documents import NO_ID, event_doc, record_from, subject_doc
-from consent_api.store.port import Chain, ExportFilter
+from consent_api.store.port import Chain, DailyCounts, ExportFilter
 
 EXPORT_ORDER = [("recorded_at", ASCENDING), ("seq", ASCENDING), ("event_id", ASCENDING)]
 EXPORT_BATCH = 1000  # events per subject_id look-up while exporting
@@ -40,10 +43,10 @@ class Ledger(Database):
         if not newer:
             return record
         if any(e["action"] == Action.ERASE for e in newer):
-            self._finish_erasure(tenant_id, record.subject_id, record.subject_ref)
+            self._finish_erasure(tenant_id, record.subject_id, record.subject_ref, newer)
             return None
         record = apply_events(record, newer)
-        self._advance(tenant_id, record)
+        self._advance(tenant_id, record, newer)
         return record
 
     def _catch_up_many(self, tenant_id: str, found: list[SubjectRecord]) -> list[SubjectRecord]:
@@ -56,19 +59,36 @@ class Ledger(Database):
         fresh = [self._catch_up(tenant_id, r) if r.subject_ref in behind else r for r in found]
         return [r for r in fresh if r is not None and r.seq > 0]
 
-    def _advance(self, tenant_id: str, record: SubjectRecord) -> None:
+    def _advance(self, tenant_id: str, record: SubjectRecord, events: list[dict[str, Any]]) -> None:
+        """Move the stored record forward to record, which is it with events applied."""
         # Only forwards: a slower writer or repairer holding an older head changes nothing,
         # and the subject_ref condition keeps us off a subject re-created after erasure.
-        self._subjects.update_one(
+        before = self._subjects.find_one_and_update(
             {"tenant_id": tenant_id, "subject_id": record.subject_id,
              "subject_ref": record.subject_ref, "seq": {"$lt": record.seq}},
-            {"$set": subject_doc(tenant_id, record)},
+            {"$set": subject_doc(tenant_id, record)}, projection=NO_ID, return_document=ReturnDocument.BEFORE,
         )
+        self._count_past(tenant_id, before, events)
 
-    def _finish_erasure(self, tenant_id: str, subject_id: str, subject_ref: str) -> None:
-        self._subjects.delete_one({"tenant_id": tenant_id, "subject_id": subject_id,
-                                   "subject_ref": subject_ref})
+    def _finish_erasure(self, tenant_id: str, subject_id: str, subject_ref: str,
+                        events: list[dict[str, Any]]) -> None:
+        before = self._subjects.find_one_and_delete(
+            {"tenant_id": tenant_id, "subject_id": subject_id, "subject_ref": subject_ref}, projection=NO_ID)
         self._idempotency.delete_many({"tenant_id": tenant_id, "subject_ref": subject_ref})
+        self._count_past(tenant_id, before, events)
+
+    def _count_past(self, tenant_id: str, before: dict[str, Any] | None, events: list[dict[str, Any]]) -> None:
+        """Count the events our move took the record past (daily.py): those after its seq before
+        the move, the record then being their base; nothing when another move came first."""
+        if before is None:
+            return
+        base = record_from(before)
+        past = [e for e in events if e["seq"] > base.seq]
+        if past and past[0]["seq"] > base.seq + 1:  # not ours alone: read what lies between
+            past = self.subject_events(tenant_id, base.subject_ref, base.seq, past[0]["seq"] - base.seq - 1) + past
+        if past:
+            validity = self._validity(tenant_id, {e["purpose"] for e in past if e.get("purpose") is not None})
+            daily.add(self._daily_counts, tenant_id, tally.tally(base, past, validity))
 
     def _page(self, tenant_id: str, query: dict[str, Any], after: str | None, limit: int,
               keep: Callable[[SubjectRecord], bool]) -> list[SubjectRecord]:
@@ -137,9 +157,9 @@ class Ledger(Database):
         if inserted < len(sealed.events):
             return Stored(stored, self._catch_up(tenant_id, apply_events(base, stored)), done=False)
         if erase:
-            self._finish_erasure(tenant_id, subject_id, base.subject_ref)
+            self._finish_erasure(tenant_id, subject_id, base.subject_ref, stored)
         else:
-            self._advance(tenant_id, sealed.record)
+            self._advance(tenant_id, sealed.record, stored)
         return Stored(stored, sealed.record)
 
     def _create_subject(self, tenant_id: str, record: SubjectRecord) -> bool:
@@ -161,6 +181,14 @@ class Ledger(Database):
                 return errors[0]["index"]
             raise
         return len(events)
+
+    # --- per-day counters ----------------------------------------------------------------------
+    def daily_counts(self, tenant_id: str, since: str | None, until: str,
+                     purpose: str | None = None) -> DailyCounts:
+        return daily.read(self._daily_counts, tenant_id, since, until, purpose)
+
+    def replace_daily_counts(self, tenant_id: str, counts: tally.Tally) -> None:
+        daily.replace(self._daily_counts, tenant_id, counts)
 
     # --- events ----------------------------------------------------------------------------------
     def subject_events(self, tenant_id: str, subject_ref: str, after_seq: int = 0,

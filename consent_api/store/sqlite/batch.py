@@ -1,5 +1,6 @@
 """What one transaction of the group commit runs: plain writes (``Write``) and appends sealed in
-the requests' threads (``Append``), applied with a few statements for the whole batch.
+the requests' threads (``Append``), applied with a few statements for the whole batch, the
+per-day counters their events change included (summed over the batch, one upsert per row).
 
 An append was sealed on a snapshot of its subject's row. If the row is still that snapshot at
 commit time its rows are written as they are; if another write changed it since (in an earlier
@@ -15,9 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from consent_api.domain import daily
 from consent_api.domain.appending import Reseal, Sealed, Stored
 from consent_api.domain.model import SubjectRecord
 from consent_api.domain.projection import DECISIONS
+from consent_api.store.sqlite import daily as daily_rows
 from consent_api.store.sqlite.group_commit import Failed
 from consent_api.store.sqlite.rows import (
     GRANT,
@@ -53,9 +56,12 @@ class Append:
     event_rows: list[tuple]
     subject_row: tuple
     grants: dict[str, bool]  # purpose -> granted now, for the purposes these events decided
+    validity: daily.Validity  # the tenant's purposes' validity_days, for the per-day counters
+    counts: daily.Tally  # what these events add to them
 
     @classmethod
-    def of(cls, tenant_id: str, subject_id: str, sealed: Sealed, reseal: Reseal, erase: bool) -> Append:
+    def of(cls, tenant_id: str, subject_id: str, sealed: Sealed, reseal: Reseal, erase: bool,
+           validity: daily.Validity) -> Append:
         """Serialise in the caller's thread, so the writer thread only runs statements."""
         base, updated = sealed.base, sealed.record
         return cls(
@@ -64,6 +70,8 @@ class Append:
             event_rows=[event_row(tenant_id, e) for e in sealed.events],
             subject_row=subject_row(tenant_id, updated),
             grants=granted(updated, {e["purpose"] for e in sealed.events if e["action"] in DECISIONS}),
+            validity=validity,
+            counts=daily.tally(base, sealed.events, validity),
         )
 
 
@@ -74,6 +82,10 @@ class Rows:
         self.events: list[tuple] = []
         self.subjects: dict[tuple[str, str], tuple] = {}  # the last record of each subject wins
         self.grants: dict[tuple[str, str, str], bool] = {}  # and the last grant state
+        self.counts: dict[str, daily.Tally] = {}  # per tenant, summed over the batch
+
+    def count(self, a: Append) -> None:
+        daily.merge(self.counts.setdefault(a.tenant_id, {}), a.counts)
 
     def add(self, a: Append) -> None:
         self.events.extend(a.event_rows)
@@ -88,7 +100,9 @@ class Rows:
             conn.executemany(SAVE_SUBJECT, list(self.subjects.values()))
         conn.executemany(GRANT, [key for key, on in self.grants.items() if on])
         conn.executemany(UNGRANT, [key for key, on in self.grants.items() if not on])
-        self.events, self.subjects, self.grants = [], {}, {}
+        daily_rows.add(conn, [row for tenant_id, counts in self.counts.items()
+                              for row in daily_rows.rows_of(tenant_id, counts)])
+        self.events, self.subjects, self.grants, self.counts = [], {}, {}, {}
 
 
 def apply(conn: sqlite3.Connection, payloads: list[Write | Append]) -> list[Any]:
@@ -131,7 +145,7 @@ def apply_appends(conn: sqlite3.Connection, appends: list[Append]) -> list[Store
         if key in changed or rows.get(key) != a.expected:
             head = changed[key] if key in changed else (record_from(rows[key]) if key in rows else None)
             try:
-                a = Append.of(a.tenant_id, a.subject_id, a.reseal(head), a.reseal, a.erase)
+                a = Append.of(a.tenant_id, a.subject_id, a.reseal(head), a.reseal, a.erase, a.validity)
             except Exception as exc:
                 outcomes.append(Failed(exc))
                 continue
@@ -146,6 +160,8 @@ def apply_appends(conn: sqlite3.Connection, appends: list[Append]) -> list[Store
         elif a.sealed.events:
             pending.add(a)
             changed[key] = a.sealed.record
+        if a.sealed.events:
+            pending.count(a)
         outcomes.append(Stored(a.sealed.events, a.sealed.record))
     pending.flush(conn)
     return outcomes

@@ -8,14 +8,16 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
+from consent_api.domain import daily
 from consent_api.domain.appending import Reseal, Sealed, Stored
 from consent_api.domain.ledger import ZERO_HASH
 from consent_api.domain.model import Action, PurposeRecord, SubjectRecord
 from consent_api.domain.projection import project
 from consent_api.errors import Conflict
 from consent_api.store import records
-from consent_api.store.port import Chain, ExportFilter
+from consent_api.store.port import Chain, DailyCounts, ExportFilter
 from consent_api.store.sqlite import batch
+from consent_api.store.sqlite import daily as daily_rows
 from consent_api.store.sqlite.connection import Database
 from consent_api.store.sqlite.group_commit import Failed
 from consent_api.store.sqlite.rows import (
@@ -98,9 +100,14 @@ class Ledger(Database):
     def subject_head(self, tenant_id: str, subject_id: str) -> SubjectRecord | None:
         return self.get_subject(tenant_id, subject_id)
 
+    def _validity(self, tenant_id: str, purposes: set[str]) -> daily.Validity:
+        """validity_days of the tenant's purposes, these ones included (the store's cached catalog)."""
+        raise NotImplementedError
+
     def write_sealed(self, tenant_id: str, subject_id: str, sealed: Sealed, reseal: Reseal, *,
                      erase: bool = False) -> Stored:
-        payload = batch.Append.of(tenant_id, subject_id, sealed, reseal, erase)
+        validity = self._validity(tenant_id, {e["purpose"] for e in sealed.events if e["purpose"] is not None})
+        payload = batch.Append.of(tenant_id, subject_id, sealed, reseal, erase, validity)
         if self._writer is not None:
             outcome = self._writer.run(payload)  # raises a Failed outcome's error
         else:
@@ -109,6 +116,16 @@ class Ledger(Database):
         if isinstance(outcome, Failed):
             raise outcome.error
         return outcome
+
+    # --- per-day counters ------------------------------------------------------------------------
+    def daily_counts(self, tenant_id: str, since: str | None, until: str,
+                     purpose: str | None = None) -> DailyCounts:
+        with self._read() as conn:
+            return daily_rows.read(conn, tenant_id, since, until, purpose)
+
+    def replace_daily_counts(self, tenant_id: str, counts: daily.Tally) -> None:
+        with self._write() as conn:
+            daily_rows.replace(conn, tenant_id, counts)
 
     # --- events -----------------------------------------------------------------------------------
     def subject_events(self, tenant_id: str, subject_ref: str, after_seq: int = 0,

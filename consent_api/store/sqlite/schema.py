@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from consent_api.domain.clock import format_ts, parse_ts
 from consent_api.errors import Unavailable
 from consent_api.store.port import IDEMPOTENCY_TTL
+from consent_api.store.sqlite import daily
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # Version 1, as first released; later versions are the steps in MIGRATIONS below.
 SCHEMA = """
@@ -144,6 +145,7 @@ MIGRATIONS = {m.version: m for m in (
               lambda conn: run_script(conn, PAGE_SESSIONS)),
     Migration(6, "rights requests with their deadlines, and tenant settings.",
               lambda conn: run_script(conn, RIGHTS_REQUESTS)),
+    Migration(7, "per-day counters for GET /v1/stats, counted from the ledger already there.", daily.fill),
 )}
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from consent_api.domain import daily
 from consent_api.domain.clock import format_ts, parse_ts
 from consent_api.domain.model import (
     ApiKey,
@@ -41,6 +42,7 @@ def _catalog_version(tenant_id: str) -> str:
 class _Catalog:
     purposes: dict[str, Purpose]  # ordered by key
     policies: tuple[PolicyVersion, ...]
+    validity: dict[str, float | None]  # purpose key -> validity_days (the per-day counters' expiries)
 
 
 class SQLiteStore(Ledger, Store):
@@ -199,10 +201,9 @@ class SQLiteStore(Ledger, Store):
                                     (tenant_id,)).fetchall()
             policies = conn.execute("SELECT doc FROM policies WHERE tenant_id = ? ORDER BY version",
                                     (tenant_id,)).fetchall()
-        catalog = _Catalog(
-            {p.key: p for p in (records.purpose_from(loads(doc)) for (doc,) in purposes)},
-            tuple(records.policy_from(loads(doc)) for (doc,) in policies),
-        )
+        by_key = {p.key: p for p in (records.purpose_from(loads(doc)) for (doc,) in purposes)}
+        catalog = _Catalog(by_key, tuple(records.policy_from(loads(doc)) for (doc,) in policies),
+                           daily.validity_of(by_key.values()))
         self._catalogs[tenant_id] = (version, catalog)
         return catalog
 
@@ -214,6 +215,12 @@ class SQLiteStore(Ledger, Store):
 
     def list_purposes(self, tenant_id: str) -> list[Purpose]:
         return list(self._catalog(tenant_id).purposes.values())
+
+    def _validity(self, tenant_id: str, purposes: set[str]) -> daily.Validity:
+        validity = self._catalog(tenant_id).validity
+        if not purposes <= validity.keys():  # perhaps just defined by another process: look again
+            validity = self._catalog(tenant_id, fresh=True).validity
+        return validity
 
     def add_policy(self, tenant_id: str, policy: PolicyVersion) -> None:
         self._insert("INSERT INTO policies (tenant_id, version, doc) VALUES (?, ?, ?)",
