@@ -15,6 +15,8 @@ class Settings:
     metrics_token: str | None = None
     key_encryption_key: str | None = None
     max_body_bytes: int = 1_048_576
+    # Under `consent-api serve`, a request body must arrive whole within this many seconds (408).
+    body_timeout_s: int = 10
     clock_skew_seconds: int = 300
     subject_token_max_lifetime_s: int = 24 * 3600
     subject_token_leeway_s: int = 60

@@ -1,0 +1,130 @@
+"""Request bodies before the app sees them: the RSGI front of `consent-api serve` (deadline,
+size limit whatever the transfer encoding, the environ it builds) and the WSGI middleware that
+bounds bodies of unknown length under any other server."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+
+import pytest
+
+from consent_api.config import Settings
+from consent_api.web.rsgi import BufferedWSGI, environ_for
+from tests import builders
+from tests.conftest import OPERATOR_TOKEN
+
+
+class Headers(dict):
+    def items(self):  # RSGI headers: lower-case names, a repeated header once per value
+        return [(k, v) for k, values in super().items() for v in (values if isinstance(values, list) else [values])]
+
+    def get(self, key, default=None):
+        value = super().get(key, default)
+        return value[0] if isinstance(value, list) else value
+
+
+class Scope:
+    proto = "http"
+    http_version = "1.1"
+    server = "127.0.0.1:8000"
+    client = "10.1.2.3:5555"
+    scheme = "http"
+    query_string = "a=1"
+
+    def __init__(self, method="POST", path="/echo", headers=None):
+        self.method, self.path, self.headers = method, path, Headers(headers or {})
+
+
+class Protocol:
+    """An RSGI HTTP protocol fed from a list of chunks (None: the client stalls)."""
+
+    def __init__(self, chunks=()):
+        self.chunks = list(chunks)
+        self.answer = None
+
+    def __aiter__(self):
+        return self._gen()
+
+    async def _gen(self):
+        for chunk in self.chunks:
+            if chunk is None:
+                await asyncio.sleep(3600)
+            yield chunk
+
+    def response_bytes(self, status, headers, body):
+        self.answer = (status, dict(headers), body)
+
+
+def echo_app(environ, start_response):
+    body = environ["wsgi.input"].read()
+    start_response("200 OK", [("content-type", "application/json")])
+    seen = {k: v for k, v in environ.items() if isinstance(v, str)}
+    return [json.dumps({"body": body.decode("latin-1"), "environ": seen}).encode()]
+
+
+def serve(scope, protocol, max_body=100, timeout=0.2):
+    front = BufferedWSGI(echo_app, threads=2, max_body_bytes=max_body, body_timeout_s=timeout)
+    try:
+        asyncio.run(front.__rsgi__(scope, protocol))
+    finally:
+        front.pool.shutdown()
+    return protocol.answer
+
+
+def test_a_stalled_body_gets_408_and_the_connection_closes():
+    status, headers, body = serve(Scope(headers={"content-length": "10"}), Protocol([b"abc", None]))
+    assert status == 408 and headers["connection"] == "close"
+    assert headers["content-type"] == "application/problem+json"
+    assert json.loads(body)["status"] == 408
+
+
+@pytest.mark.parametrize("headers, chunks", [
+    ({"content-length": "101"}, []),  # declared: refused before a byte is read
+    ({"transfer-encoding": "chunked"}, [b"x" * 60, b"y" * 60]),  # counted
+    ({"transfer-encoding": "chunked", "content-length": "5"}, [b"x" * 101]),
+])
+def test_bodies_over_the_limit_get_413_whatever_the_encoding(headers, chunks):
+    status, answer_headers, body = serve(Scope(headers=headers), Protocol(chunks))
+    assert status == 413 and answer_headers["connection"] == "close"
+    assert json.loads(body)["type"].endswith("/payload-too-large")
+
+
+def test_the_app_sees_a_complete_dechunked_body_and_a_pep3333_environ():
+    scope = Scope(path="/v1/subjects/é", headers={
+        "transfer-encoding": "chunked", "content-type": "application/json", "x-a": ["1", "2"]})
+    status, _, body = serve(scope, Protocol([b"{", b'"a": 1}']))
+    seen = json.loads(body)
+    assert status == 200 and seen["body"] == '{"a": 1}'
+    environ = seen["environ"]
+    assert environ["CONTENT_LENGTH"] == "8" and "HTTP_TRANSFER_ENCODING" not in environ
+    assert environ["CONTENT_TYPE"] == "application/json" and environ["HTTP_X_A"] == "1,2"
+    assert environ["PATH_INFO"] == "/v1/subjects/é".encode().decode("latin-1")
+    assert environ["REMOTE_ADDR"] == "10.1.2.3" and environ["QUERY_STRING"] == "a=1"
+
+
+def test_ipv6_addresses_lose_their_brackets():
+    scope = Scope(method="GET")
+    scope.client, scope.server = "[::1]:5555", "[::1]:8000"
+    environ = environ_for(scope, b"")
+    assert environ["REMOTE_ADDR"] == "::1" and environ["SERVER_NAME"] == "::1"
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings(database_url=f"sqlite:///{tmp_path}/consent.db", admin_token=OPERATOR_TOKEN,
+                    max_body_bytes=2048)
+
+
+def test_a_chunked_body_over_the_limit_is_refused_under_any_wsgi_server(tenant):
+    body = json.dumps(builders.consents(builders.decision("push"))).encode()
+    padded = body + b" " * (2048 - len(body)) + b"junk" * 50
+    for data, expected in ((padded, 413), (body, 201)):
+        response = tenant.client.post(
+            "/v1/subjects/chunky/consents", input_stream=io.BytesIO(data),
+            headers={**tenant.headers, "Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+        assert response.status_code == expected, response.get_data()
+        if expected == 413:
+            assert response.mimetype == "application/problem+json"
+            assert tenant.get("/v1/subjects/chunky/consents").status_code == 404
