@@ -74,10 +74,9 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, store: Stor
     requestlog.init_app(app)
     metrics.init_app(app)
 
-    wsgi = app.wsgi_app
+    wsgi = BoundedBodies(app.wsgi_app, settings.max_body_bytes)
     if limiter is None or isinstance(limiter, ratelimit.ProcessWindows):  # else flask-limiter counts
         wsgi = FastReads(wsgi, app.extensions, limiter)
-    wsgi = BoundedBodies(wsgi, settings.max_body_bytes)
     app.wsgi_app = DefaultHeaders(wsgi, {**SECURITY_HEADERS, "Cache-Control": "no-store"})
     return app
 
