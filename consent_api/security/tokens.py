@@ -19,6 +19,47 @@ from consent_api.errors import Invalid, Unauthorized
 
 SUBJECT_TOKEN_ALGS = ("HS256", "RS256", "ES256", "EdDSA")
 _ALGORITHMS = get_default_algorithms()
+TIME_CLAIMS = ("iat", "exp", "nbf")
+MAX_NUMERIC_DATE = 253402300799  # 9999-12-31T23:59:59Z
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    names = dict(pairs)
+    if len(names) != len(pairs):
+        raise ValueError("a member name is repeated")
+    return names
+
+
+def strict_json(text: str | bytes) -> Any:
+    """JSON as RFC 8259 has it: no NaN or Infinity (Python's parser takes both), no member
+    name twice in an object (parsers disagree on which one counts)."""
+    return json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_names)
+
+
+class _StrictJWT(jwt.PyJWT):
+    """pyjwt with its payload parsed by strict_json (its documented override point)."""
+
+    def _decode_payload(self, decoded: dict[str, Any]) -> dict[str, Any]:
+        try:
+            payload = strict_json(decoded["payload"])
+        except (ValueError, RecursionError) as exc:
+            raise jwt.DecodeError(f"Invalid payload string: {exc}") from exc
+        if not isinstance(payload, dict):
+            raise jwt.DecodeError("Invalid payload string: must be a json object")
+        return payload
+
+
+_JWT = _StrictJWT()
+
+
+def numeric_date(value: Any) -> bool:
+    """An RFC 7519 NumericDate as this service takes it: an integer (never a bool or a float)
+    from 0 to the end of year 9999."""
+    return type(value) is int and 0 <= value <= MAX_NUMERIC_DATE
 
 
 def sign(claims: dict[str, Any], private_key: Any, kid: str, alg: str, typ: str = "JWT") -> str:
@@ -78,7 +119,7 @@ def verify_subject_token(
     verifier = key.material.encode("utf-8") if key.alg == "HS256" else load_public_key(key.alg, key.material)
     try:
         # Time claims are checked below against the service clock, not the host's.
-        claims = jwt.decode(
+        claims = _JWT.decode(
             token, verifier, algorithms=[key.alg],
             options={"require": ["sub", "iat", "exp"], "verify_aud": audience is not None,
                      "verify_exp": False, "verify_iat": False, "verify_nbf": False},
@@ -87,13 +128,14 @@ def verify_subject_token(
     except jwt.PyJWTError as exc:
         raise Unauthorized(f"invalid subject token: {exc}") from exc
     iat, exp, nbf = claims.get("iat"), claims.get("exp"), claims.get("nbf")
-    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (iat, exp))
-    if not isinstance(claims.get("sub"), str) or not numbers:
-        raise Unauthorized("invalid subject token: sub must be a string, iat and exp numbers")
+    dates = all(numeric_date(claims[name]) for name in TIME_CLAIMS if name in claims)
+    if not isinstance(claims.get("sub"), str) or not dates:
+        raise Unauthorized("invalid subject token: sub must be a string; iat, exp and nbf integers "
+                           "(seconds since 1970, up to year 9999)")
     t = now.timestamp()
     if exp <= t - leeway_s:
         raise Unauthorized("subject token expired")
-    if iat > t + leeway_s or (isinstance(nbf, (int, float)) and nbf > t + leeway_s):
+    if iat > t + leeway_s or (nbf is not None and nbf > t + leeway_s):
         raise Unauthorized("subject token is not valid yet (iat or nbf in the future)")
     if exp - iat > max_lifetime_s:
         raise Unauthorized(f"subject token lives longer than {max_lifetime_s} s")
@@ -107,7 +149,7 @@ def verify_service_token(token: str, jwks: dict[str, Any], *, audience: str | No
     for jwk in jwks.get("keys", []):
         if jwk.get("kid") == kid:
             key = jwt.PyJWK(jwk)
-            return jwt.decode(token, key.key, algorithms=[jwk["alg"]],
+            return _JWT.decode(token, key.key, algorithms=[jwk["alg"]],
                               options={"verify_exp": verify_exp, "verify_aud": False})
     raise Unauthorized("no key in the JWKS matches the token's kid")
 
