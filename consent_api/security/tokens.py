@@ -16,37 +16,23 @@ from jwt.algorithms import get_default_algorithms
 
 from consent_api.domain.model import SubjectTokenKey
 from consent_api.errors import Invalid, Unauthorized
+from consent_api.security import strict_json
 
 SUBJECT_TOKEN_ALGS = ("HS256", "RS256", "ES256", "EdDSA")
 _ALGORITHMS = get_default_algorithms()
 TIME_CLAIMS = ("iat", "exp", "nbf")
+MIN_RSA_BITS = 2048  # NIST SP 800-131A: shorter RSA keys are not acceptable for signatures
 MAX_NUMERIC_DATE = 253402300799  # 9999-12-31T23:59:59Z
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    names = dict(pairs)
-    if len(names) != len(pairs):
-        raise ValueError("a member name is repeated")
-    return names
-
-
-def strict_json(text: str | bytes) -> Any:
-    """JSON as RFC 8259 has it: no NaN or Infinity (Python's parser takes both), no member
-    name twice in an object (parsers disagree on which one counts)."""
-    return json.loads(text, parse_constant=_no_constant, object_pairs_hook=_unique_names)
-
-
 class _StrictJWT(jwt.PyJWT):
-    """pyjwt with its payload parsed by strict_json (its documented override point)."""
+    """pyjwt with its payload parsed by strict_json (its documented override point): no NaN,
+    no Infinity, no claim twice."""
 
     def _decode_payload(self, decoded: dict[str, Any]) -> dict[str, Any]:
         try:
-            payload = strict_json(decoded["payload"])
-        except (ValueError, RecursionError) as exc:
+            payload = strict_json.loads(decoded["payload"])
+        except strict_json.NotStrictJson as exc:
             raise jwt.DecodeError(f"Invalid payload string: {exc}") from exc
         if not isinstance(payload, dict):
             raise jwt.DecodeError("Invalid payload string: must be a json object")
@@ -98,6 +84,9 @@ def normalise_public_key(alg: str, material: str | dict) -> str:
         raise Invalid.field("public_key", f"a private or non-{alg} key was given; send the public key")
     if alg == "ES256" and key.curve.name != "secp256r1":
         raise Invalid.field("public_key", "ES256 needs a P-256 key")
+    if alg == "RS256" and key.key_size < MIN_RSA_BITS:
+        raise Invalid.field("public_key", f"RS256 needs an RSA key of at least {MIN_RSA_BITS} bits "
+                                          f"(this one has {key.key_size})")
     return key.public_bytes(serialization.Encoding.PEM,
                             serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
 
@@ -117,6 +106,8 @@ def verify_subject_token(
     if key is None or key.revoked_at is not None:
         raise Unauthorized("unknown or revoked subject-token key (kid)")
     verifier = key.material.encode("utf-8") if key.alg == "HS256" else load_public_key(key.alg, key.material)
+    if key.alg == "RS256" and verifier.key_size < MIN_RSA_BITS:  # registered before the rule
+        raise Unauthorized(f"the subject-token key {key.kid} is an RSA key under {MIN_RSA_BITS} bits")
     try:
         # Time claims are checked below against the service clock, not the host's.
         claims = _JWT.decode(
