@@ -74,37 +74,44 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, store: Stor
     requestlog.init_app(app)
     metrics.init_app(app)
 
-    wsgi = BoundedBodies(app.wsgi_app, settings.max_body_bytes)
+    wsgi = RequestLimits(app.wsgi_app, settings.max_body_bytes)
     if limiter is None or isinstance(limiter, ratelimit.ProcessWindows):  # else flask-limiter counts
         wsgi = FastReads(wsgi, app.extensions, limiter)
     app.wsgi_app = DefaultHeaders(wsgi, {**SECURITY_HEADERS, "Cache-Control": "no-store"})
     return app
 
 
-class BoundedBodies:
-    """WSGI middleware: a body of unknown length (chunked) is read here, up to the size limit,
-    and refused whole beyond it (413, Connection: close); the app then sees it with its length.
-    werkzeug enforces MAX_CONTENT_LENGTH only on a declared length, and on a stream of unknown
-    length read only up to the limit, so a valid JSON prefix followed by anything was processed.
-    Under `consent-api serve` the RSGI front (web/rsgi.py) has done this before the app runs."""
+class RequestLimits:
+    """WSGI middleware: a URI longer than rsgi.MAX_URI_BYTES gets 414; a body of unknown length
+    (chunked) is read here, up to the size limit, and refused whole beyond it (413, Connection:
+    close); the app then sees it with its length. werkzeug enforces MAX_CONTENT_LENGTH only on a
+    declared length, and on a stream of unknown length read only up to the limit, so a valid
+    JSON prefix followed by anything was processed. Under `consent-api serve` the RSGI front
+    (web/rsgi.py) has done both before the app runs; this keeps them under any WSGI server."""
 
     def __init__(self, wsgi_app, max_bytes: int):
         self.wsgi_app = wsgi_app
         self.max_bytes = max_bytes
 
     def __call__(self, environ, start_response):
+        if len(environ.get("PATH_INFO", "")) + len(environ.get("QUERY_STRING", "")) > rsgi.MAX_URI_BYTES:
+            return self._refuse(rsgi.uri_too_long(), start_response)
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()  # wins over a length
         if not chunked and (environ.get("CONTENT_LENGTH") or not environ.get("wsgi.input_terminated")):
             return self.wsgi_app(environ, start_response)
         body = environ["wsgi.input"].read(self.max_bytes + 1)
         if len(body) > self.max_bytes:
-            status, headers, problem = rsgi.too_large(self.max_bytes).answer()
-            start_response(f"{status} Request Entity Too Large", headers)
-            return [problem]
+            return self._refuse(rsgi.too_large(self.max_bytes), start_response)
         environ.pop("HTTP_TRANSFER_ENCODING", None)
         environ.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)),
                         "wsgi.input_terminated": True})
         return self.wsgi_app(environ, start_response)
+
+    @staticmethod
+    def _refuse(refused: rsgi.BodyRefused, start_response):
+        status, headers, problem = refused.answer()
+        start_response(f"{status} {refused.title}", headers)
+        return [problem]
 
 
 class DefaultHeaders:

@@ -36,13 +36,14 @@ from consent_api.web.problems import PROBLEM_JSON, TYPE_BASE
 
 log = logging.getLogger("consent_api")
 SERVE_ENV = "CONSENT_SERVE_WSGI"  # set by `consent-api serve` for its workers: target, threads
+MAX_URI_BYTES = 8192  # path and query; the longest this API's clients send is well under 1 KiB
 STREAM_BATCH = 256 * 1024  # a streamed answer goes out in pieces of about this size
 NO_BODY = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "TRACE"})
 SECURITY_HEADERS = [("x-content-type-options", "nosniff"), ("cache-control", "no-store")]
 
 
 class BodyRefused(Exception):
-    """The request body is not taken: the answer to send instead (408 or 413)."""
+    """The request is not taken: the answer to send instead (408, 413 or 414)."""
 
     def __init__(self, status: int, title: str, slug: str, detail: str):
         super().__init__(detail)
@@ -79,6 +80,11 @@ async def receive_body(method: str, headers: Any, chunks: Any, max_bytes: int) -
         if len(body) > max_bytes:
             raise too_large(max_bytes)
     return bytes(body)
+
+
+def uri_too_long() -> BodyRefused:
+    return BodyRefused(414, "URI too long", "uri-too-long",
+                       f"the path and query string are limited to {MAX_URI_BYTES} bytes")
 
 
 def too_large(max_bytes: int) -> BodyRefused:
@@ -159,6 +165,8 @@ class BufferedWSGI:
     async def __rsgi__(self, scope: Any, protocol: Any) -> None:
         if scope.proto != "http":
             return
+        if len(scope.path) + len(scope.query_string) > MAX_URI_BYTES:
+            return self._refuse(scope, protocol, uri_too_long())
         try:
             async with asyncio.timeout(self.body_timeout_s):
                 body = await receive_body(scope.method, scope.headers, protocol, self.max_body_bytes)

@@ -128,3 +128,21 @@ def test_a_chunked_body_over_the_limit_is_refused_under_any_wsgi_server(tenant):
         if expected == 413:
             assert response.mimetype == "application/problem+json"
             assert tenant.get("/v1/subjects/chunky/consents").status_code == 404
+
+
+def test_a_uri_over_the_limit_gets_414_as_a_problem(client, tenant):
+    from consent_api.web.rsgi import MAX_URI_BYTES
+
+    for path in ("/v1/purposes?cursor=" + "A" * MAX_URI_BYTES, "/v1/subjects/" + "u" * MAX_URI_BYTES + "/consents"):
+        response = client.get(path, headers=tenant.headers)
+        assert response.status_code == 414 and response.mimetype == "application/problem+json"
+        assert response.json["status"] == 414
+    status, headers, body = serve(Scope(method="GET", path="/" + "a" * MAX_URI_BYTES), Protocol())
+    assert status == 414 and json.loads(body)["type"].endswith("/uri-too-long")
+
+
+def test_doubled_slashes_redirect_with_a_problem_body(client, tenant):
+    response = client.get("/v1//purposes", headers=tenant.headers)
+    assert response.status_code == 308 and response.headers["Location"].endswith("/v1/purposes")
+    assert response.mimetype == "application/problem+json"
+    assert response.json["status"] == 308 and "/v1/purposes" in response.json["detail"]
