@@ -16,7 +16,7 @@ from jwt.algorithms import get_default_algorithms
 
 from consent_api.domain.model import SubjectTokenKey
 from consent_api.errors import Invalid, Unauthorized
-from consent_api.security import strict_json
+from consent_api.security import sealed, strict_json
 
 SUBJECT_TOKEN_ALGS = ("HS256", "RS256", "ES256", "EdDSA")
 _ALGORITHMS = get_default_algorithms()
@@ -99,13 +99,18 @@ def verify_subject_token(
     max_lifetime_s: int,
     leeway_s: int,
     audience: str | None = None,
+    passphrase: str | None = None,
 ) -> tuple[SubjectTokenKey, dict[str, Any]]:
-    """Verify a tenant-signed subject token; Unauthorized on any failure."""
+    """Verify a tenant-signed subject token; Unauthorized on any failure. An HS256 secret
+    stored sealed (security/sealed.py) is opened with passphrase."""
     kid = unverified_kid(token)
     key = find_key(kid) if kid else None
     if key is None or key.revoked_at is not None:
         raise Unauthorized("unknown or revoked subject-token key (kid)")
-    verifier = key.material.encode("utf-8") if key.alg == "HS256" else load_public_key(key.alg, key.material)
+    if key.alg == "HS256":
+        verifier = sealed.unseal(key.material, passphrase, key.kid).encode("utf-8")
+    else:
+        verifier = load_public_key(key.alg, key.material)
     if key.alg == "RS256" and verifier.key_size < MIN_RSA_BITS:  # registered before the rule
         raise Unauthorized(f"the subject-token key {key.kid} is an RSA key under {MIN_RSA_BITS} bits")
     try:

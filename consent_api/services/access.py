@@ -77,6 +77,7 @@ def authenticate(store: Store, settings: Settings, clock: Clock, token: str | No
             max_lifetime_s=settings.subject_token_max_lifetime_s,
             leeway_s=settings.subject_token_leeway_s,
             audience=settings.subject_token_audience,
+            passphrase=settings.key_encryption_key,
         )
         return Principal(SUBJECT, key.tenant_id, f"{key.kid}:{claims['sub']}",
                          subject_id=claims["sub"])

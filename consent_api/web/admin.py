@@ -8,7 +8,7 @@ from consent_api.domain.model import Scope
 from consent_api.services import catalog, tenants
 from consent_api.web import schemas
 from consent_api.web.auth import caller
-from consent_api.web.context import deps, json_body
+from consent_api.web.context import deps, json_body, settings
 from consent_api.web.params import page_args
 
 bp = Blueprint("admin", __name__, url_prefix="/v1")
@@ -61,7 +61,8 @@ def register_subject_token_key():
     tenant_id = caller().require_scope(Scope.ADMIN)
     data = schemas.load(schemas.SubjectTokenKeyIn(), json_body())
     issued = tenants.register_subject_token_key(deps().store, deps().clock, tenant_id,
-                                                data["alg"], data["public_key"])
+                                                data["alg"], data["public_key"],
+                                                settings().key_encryption_key)
     return schemas.subject_token_key_out(issued.key, issued.secret), 201
 
 
