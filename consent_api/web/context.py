@@ -55,8 +55,8 @@ def idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
-    if not 1 <= len(key) <= 255 or not key.isprintable():
-        raise Invalid.field("Idempotency-Key", "1 to 255 printable characters")
+    if not 1 <= len(key) <= 255 or not all(" " <= c <= "~" for c in key):
+        raise Invalid.field("Idempotency-Key", "1 to 255 printable ASCII characters")
     return key
 
 
