@@ -115,11 +115,22 @@ def environ_for(scope: Any, body: bytes) -> dict[str, Any]:
         "wsgi.multiprocess": True,
         "wsgi.run_once": False,
     }
-    for name, value in scope.headers.items():
+    headers = scope.headers
+    names = set()
+    for name, value in headers.items():
+        names.add(name)
         if name == "content-length" or name == "transfer-encoding":
             continue  # the body is complete and de-chunked: its length is set below
         key = "CONTENT_TYPE" if name == "content-type" else "HTTP_" + name.upper().replace("-", "_")
         environ[key] = environ[key] + "," + value if key in environ else value
+    if len(names) != len(headers):
+        # items() leaves out values that are not visible ASCII (obs-text); such a header is
+        # present but empty, as under granian's WSGI interface, so that it is refused rather
+        # than ignored (an Idempotency-Key the client thinks it sent)
+        for name in headers.keys():
+            if name not in names and name not in ("content-length", "transfer-encoding"):
+                key = "CONTENT_TYPE" if name == "content-type" else "HTTP_" + name.upper().replace("-", "_")
+                environ[key] = ""
     if body or scope.method not in NO_BODY:
         environ["CONTENT_LENGTH"] = str(len(body))
     return environ

@@ -17,8 +17,13 @@ from tests.conftest import OPERATOR_TOKEN
 
 
 class Headers(dict):
-    def items(self):  # RSGI headers: lower-case names, a repeated header once per value
-        return [(k, v) for k, values in super().items() for v in (values if isinstance(values, list) else [values])]
+    def items(self):  # RSGI headers: lower-case names, a repeated header once per value,
+        # values that are not visible ASCII (None here) left out
+        return [(k, v) for k, values in super().items()
+                for v in (values if isinstance(values, list) else [values]) if v is not None]
+
+    def __len__(self):
+        return len(self.keys())
 
     def get(self, key, default=None):
         value = super().get(key, default)
@@ -102,6 +107,11 @@ def test_the_app_sees_a_complete_dechunked_body_and_a_pep3333_environ():
     assert environ["CONTENT_TYPE"] == "application/json" and environ["HTTP_X_A"] == "1,2"
     assert environ["PATH_INFO"] == "/v1/subjects/é".encode().decode("latin-1")
     assert environ["REMOTE_ADDR"] == "10.1.2.3" and environ["QUERY_STRING"] == "a=1"
+
+
+def test_a_header_whose_value_is_not_ascii_is_present_and_empty():
+    environ = environ_for(Scope(method="GET", headers={"idempotency-key": None, "x-a": "1"}), b"")
+    assert environ["HTTP_IDEMPOTENCY_KEY"] == "" and environ["HTTP_X_A"] == "1"
 
 
 def test_ipv6_addresses_lose_their_brackets():
