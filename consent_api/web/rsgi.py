@@ -109,7 +109,6 @@ def environ_for(scope: Any, body: bytes) -> dict[str, Any]:
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": scope.scheme,
         "wsgi.input": io.BytesIO(body),
-        "wsgi.input_terminated": True,
         "wsgi.errors": sys.stderr,
         "wsgi.multithread": True,
         "wsgi.multiprocess": True,
@@ -133,6 +132,7 @@ def environ_for(scope: Any, body: bytes) -> dict[str, Any]:
                 environ[key] = ""
     if body or scope.method not in NO_BODY:
         environ["CONTENT_LENGTH"] = str(len(body))
+        environ["wsgi.input_terminated"] = True
     return environ
 
 
