@@ -29,7 +29,7 @@ from consent_api.web import (
     rsgi,
     subjects,
 )
-from consent_api.web.fastreads import FastReads
+from consent_api.web.fastreads import FastReads, is_fast_read
 from consent_api.web.json_provider import OrjsonProvider
 
 log = logging.getLogger("consent_api")
@@ -77,6 +77,10 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, store: Stor
     wsgi = RequestLimits(app.wsgi_app, settings.max_body_bytes)
     if limiter is None or isinstance(limiter, ratelimit.ProcessWindows):  # else flask-limiter counts
         wsgi = FastReads(wsgi, app.extensions, limiter)
+        if settings.database_url.startswith("sqlite:"):
+            # A fast read on a local file never waits on the network: the RSGI front of `serve`
+            # runs it on the event loop instead of handing it to a thread (web/rsgi.py).
+            app.extensions[rsgi.INLINE] = is_fast_read
     app.wsgi_app = DefaultHeaders(wsgi, {**SECURITY_HEADERS, "Cache-Control": "no-store"})
     return app
 

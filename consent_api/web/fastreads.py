@@ -58,6 +58,13 @@ ROUTES: list[tuple[re.Pattern[str], str, Answer]] = [
 HEADERS = [("Content-Type", "application/json")]
 
 
+def is_fast_read(method: str, path: str, query_string: str) -> bool:
+    """Whether a request is one this layer would answer (given a credential that may): the
+    question the RSGI front asks to run it on the event loop rather than hand it to a thread."""
+    return (method == "GET" and not query_string and path.startswith("/v1/subjects/") and path.isascii()
+            and any(pattern.match(path) for pattern, _, _ in ROUTES))
+
+
 class FastReads:
     def __init__(self, flask_wsgi: Callable, extensions: dict[str, Any], windows: ProcessWindows | None):
         self.flask_wsgi = flask_wsgi

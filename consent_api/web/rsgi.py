@@ -15,6 +15,12 @@ event loop, where a waiting connection costs a coroutine rather than a thread:
 
 So the threads only ever hold complete requests, and a body the app does not read (an early
 401, 403 or 429) never leaves bytes on a kept-alive connection.
+
+Handing a request to a thread and its answer back costs more than a consent check itself
+(a bare Flask app answered about half as many requests as under granian's WSGI interface).
+So the requests an app names as quick and never blocking (a Flask app's ``extensions[INLINE]``:
+the hot consent reads on a local SQLite file, web/fastreads.py) run on the event loop itself,
+as under an async server; they take no body, so no client can make them wait.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from consent_api.web.problems import PROBLEM_JSON, TYPE_BASE
 log = logging.getLogger("consent_api")
 SERVE_ENV = "CONSENT_SERVE_WSGI"  # set by `consent-api serve` for its workers: target, threads
 MAX_URI_BYTES = 8192  # path and query; the longest this API's clients send is well under 1 KiB
+INLINE = "consent_api.inline"  # extensions key: (method, path, query) -> run on the event loop?
 STREAM_BATCH = 256 * 1024  # a streamed answer goes out in pieces of about this size
 NO_BODY = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "TRACE"})
 SECURITY_HEADERS = [("x-content-type-options", "nosniff"), ("cache-control", "no-store")]
@@ -164,11 +171,13 @@ def _pull(chunks: Iterator[bytes]) -> tuple[bytes, bool]:
 class BufferedWSGI:
     """An RSGI application running a WSGI app on a thread pool once its request body is in."""
 
-    def __init__(self, wsgi_app: Callable, *, threads: int, max_body_bytes: int, body_timeout_s: float):
+    def __init__(self, wsgi_app: Callable, *, threads: int, max_body_bytes: int, body_timeout_s: float,
+                 inline: Callable[[str, str, str], bool] | None = None):
         self.wsgi_app = wsgi_app
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="wsgi")
         self.max_body_bytes = max_body_bytes
         self.body_timeout_s = body_timeout_s
+        self.inline = inline
 
     def __rsgi_del__(self, loop: Any) -> None:
         self.pool.shutdown(wait=True)
@@ -191,7 +200,10 @@ class BufferedWSGI:
             return None
         loop = asyncio.get_running_loop()
         try:
-            answer = await loop.run_in_executor(self.pool, self._run, environ_for(scope, body))
+            if not body and self.inline is not None and self.inline(scope.method, scope.path, scope.query_string):
+                answer = self._run(environ_for(scope, body))
+            else:
+                answer = await loop.run_in_executor(self.pool, self._run, environ_for(scope, body))
         except Exception:  # the app failed outside its own error handling
             log.exception("unhandled error in the WSGI app")
             return self._refuse(scope, protocol, BodyRefused(
@@ -259,5 +271,7 @@ def load() -> BufferedWSGI:
     spec = json.loads(os.environ[SERVE_ENV])
     module, _, attribute = spec["target"].partition(":")
     settings = Settings.from_env()
-    return BufferedWSGI(getattr(import_module(module), attribute), threads=spec["threads"],
-                        max_body_bytes=settings.max_body_bytes, body_timeout_s=settings.body_timeout_s)
+    app = getattr(import_module(module), attribute)
+    inline = getattr(app, "extensions", {}).get(INLINE)
+    return BufferedWSGI(app, threads=spec["threads"], max_body_bytes=settings.max_body_bytes,
+                        body_timeout_s=settings.body_timeout_s, inline=inline)

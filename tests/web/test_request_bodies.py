@@ -156,3 +156,41 @@ def test_doubled_slashes_redirect_with_a_problem_body(client, tenant):
     assert response.status_code == 308 and response.headers["Location"].endswith("/v1/purposes")
     assert response.mimetype == "application/problem+json"
     assert response.json["status"] == 308 and "/v1/purposes" in response.json["detail"]
+
+
+def test_only_quick_bodiless_requests_run_on_the_event_loop():
+    import threading
+
+    def where(environ, start_response):
+        environ["wsgi.input"].read()
+        start_response("200 OK", [("content-type", "text/plain")])
+        return [threading.current_thread().name.encode()]
+
+    front = BufferedWSGI(where, threads=1, max_body_bytes=100, body_timeout_s=1,
+                         inline=lambda method, path, query: path == "/quick")
+    try:
+        for scope, protocol, thread in (
+                (Scope(method="GET", path="/quick"), Protocol(), "MainThread"),
+                (Scope(method="GET", path="/other"), Protocol(), "wsgi"),
+                (Scope(method="POST", path="/quick", headers={"content-length": "2"}), Protocol([b"{}"]), "wsgi")):
+            asyncio.run(front.__rsgi__(scope, protocol))
+            assert protocol.answer[2].decode().startswith(thread), (scope.path, protocol.answer)
+    finally:
+        front.pool.shutdown()
+
+
+def test_the_app_names_its_quick_requests_only_on_a_local_store(tmp_path):
+    from consent_api.web import rsgi
+    from consent_api.web.app import create_app
+
+    local = create_app(Settings(database_url=f"sqlite:///{tmp_path}/a.db"))
+    remote = create_app(Settings(database_url="mongomock://"))
+    try:
+        quick = local.extensions[rsgi.INLINE]
+        assert quick("GET", "/v1/subjects/u1/consents/push", "") and quick("GET", "/v1/subjects/u1/consents", "")
+        assert not quick("GET", "/v1/subjects/u1/consents", "at=x") and not quick("POST", "/v1/subjects/u1/consents", "")
+        assert not quick("GET", "/v1/subjects/u1/history", "") and not quick("GET", "/v1/audit/events", "")
+        assert rsgi.INLINE not in remote.extensions
+    finally:
+        for app in (local, remote):
+            app.extensions["consent_api.deps"].store.close()
