@@ -34,8 +34,10 @@ def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     names = dict(pairs)
     if len(names) != len(pairs):
         seen: set[str] = set()
-        repeated = next(name for name, _ in pairs if name in seen or seen.add(name))
-        raise NotStrictJson(f"the member name {repeated!r} appears twice in an object")
+        for name, _ in pairs:
+            if name in seen:
+                raise NotStrictJson(f"the member name {name!r} appears twice in an object")
+            seen.add(name)
     return names
 
 

@@ -74,7 +74,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, store: Stor
     requestlog.init_app(app)
     metrics.init_app(app)
 
-    wsgi = RequestLimits(app.wsgi_app, settings.max_body_bytes)
+    wsgi: Any = RequestLimits(app.wsgi_app, settings.max_body_bytes)
     if limiter is None or isinstance(limiter, ratelimit.ProcessWindows):  # else flask-limiter counts
         wsgi = FastReads(wsgi, app.extensions, limiter)
         if settings.database_url.startswith("sqlite:"):

@@ -34,7 +34,8 @@ def json_body() -> Any:
     if not raw.strip():
         raise BadRequest("send a JSON body with Content-Type: application/json")
     if not _is_json(request.mimetype):
-        raise UnsupportedMediaType(f"send the body as application/json, not {request.mimetype or 'without a Content-Type'}")
+        sent = request.mimetype or "without a Content-Type"
+        raise UnsupportedMediaType(f"send the body as application/json, not {sent}")
     try:
         return strict_json.loads(raw)
     except strict_json.NotStrictJson as exc:

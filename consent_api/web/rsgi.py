@@ -133,7 +133,7 @@ def environ_for(scope: Any, body: bytes) -> dict[str, Any]:
         # items() leaves out values that are not visible ASCII (obs-text); such a header is
         # present but empty, as under granian's WSGI interface, so that it is refused rather
         # than ignored (an Idempotency-Key the client thinks it sent)
-        for name in headers.keys():
+        for name in headers:
             if name not in names and name not in ("content-length", "transfer-encoding"):
                 key = "CONTENT_TYPE" if name == "content-type" else "HTTP_" + name.upper().replace("-", "_")
                 environ[key] = ""

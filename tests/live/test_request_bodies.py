@@ -67,7 +67,7 @@ def test_an_unread_body_never_spoils_the_kept_alive_connection(tmp_path):
         body = b'{"name": "' + b"x" * 300_000 + b'"}'
         with socket.create_connection(("127.0.0.1", port_of(server)), timeout=10) as conn:
             for n, (auth, expected) in enumerate([("", b"401"), ("Bearer sk_wrong", b"401")] * 3):
-                conn.sendall((f"POST /v1/tenants HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                conn.sendall(("POST /v1/tenants HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                               + (f"Authorization: {auth}\r\n" if auth else "")
                               + f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
                              + body)

@@ -12,9 +12,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from consent_api.errors import Invalid
 from consent_api.security import strict_json
 from consent_api.services.pages import decode_cursor, int_cursor
-from consent_api.errors import Invalid
 from tests import builders
 from tests.conftest import OPERATOR_TOKEN, bearer
 
