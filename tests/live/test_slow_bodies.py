@@ -5,6 +5,7 @@ checks included, keeps getting its answers."""
 from __future__ import annotations
 
 import http.client
+import select
 import socket
 import threading
 import time
@@ -19,7 +20,9 @@ ORIGIN = "https://shop.example"
 
 def trickle(port: int, key: str, stop: threading.Event) -> list[bytes]:
     """Open SLOW_CLIENTS connections that each announce a 200-byte body and send one byte of it
-    per second; return what each connection got back (b"" when nothing came)."""
+    per second; return what each connection got back (b"" when nothing came). Each round reads
+    what the server answered before sending more, and the bytes go out half a second off the
+    deadline, so an answer is never lost to a reset caused by a byte the server left unread."""
     conns = []
     for _ in range(SLOW_CLIENTS):
         conn = socket.create_connection(("127.0.0.1", port), timeout=HOLD_S + 10)
@@ -29,21 +32,20 @@ def trickle(port: int, key: str, stop: threading.Event) -> list[bytes]:
         conns.append(conn)
     answered: list[bytes] = [b""] * len(conns)
     started = time.monotonic()
+    stop.wait(0.5)
     while time.monotonic() - started < HOLD_S and not stop.is_set():
+        waiting = [conn for i, conn in enumerate(conns) if not answered[i]]
+        readable, _, _ = select.select(waiting, [], [], 0)
+        for conn in readable:
+            answered[conns.index(conn)] = conn.recv(4096) or b"closed without an answer"
         for i, conn in enumerate(conns):
-            if answered[i]:
-                continue
-            try:
-                conn.sendall(b" ")
-            except OSError:  # the server answered and closed: read the answer below
-                answered[i] = b"closed"
+            if not answered[i]:
+                try:
+                    conn.sendall(b" ")
+                except OSError as exc:
+                    answered[i] = f"send failed: {exc!r}".encode()
         stop.wait(1)
-    for i, conn in enumerate(conns):
-        conn.settimeout(2)
-        try:
-            answered[i] = conn.recv(4096) or answered[i]
-        except OSError:
-            pass
+    for conn in conns:
         conn.close()
     return answered
 
