@@ -12,6 +12,11 @@ def hello():
     return {"hello": "world"}
 
 
+# Answered on the server's event loop like consent_api's hot reads (consent_api/web/rsgi.py),
+# so the baseline and the checks go through the same path.
+app.extensions["consent_api.inline"] = lambda method, path, query: method == "GET" and path == "/"
+
+
 if __name__ == "__main__":
     from consent_api.cli import serve_wsgi
 

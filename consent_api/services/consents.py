@@ -35,7 +35,7 @@ from consent_api.domain.status import (
 )
 from consent_api.errors import Invalid, NotFound
 from consent_api.services.deps import Deps
-from consent_api.services.pages import Page, check_limit, decode_cursor, encode_cursor
+from consent_api.services.pages import Page, check_limit, decode_cursor, encode_cursor, int_cursor
 
 
 @dataclass(frozen=True)
@@ -301,9 +301,7 @@ def history(deps: Deps, tenant_id: str, subject_id: str, cursor: str | None,
             limit: int | None) -> Page[dict[str, Any]]:
     current = _require_existing(deps, tenant_id, subject_id)
     limit = check_limit(limit)
-    after = decode_cursor(cursor) or 0
-    if not isinstance(after, int) or isinstance(after, bool) or after < 0:
-        raise Invalid.field("cursor", "not a cursor returned by this API")
+    after = int_cursor(decode_cursor(cursor) or 0)
     events = deps.store.subject_events(tenant_id, current.subject_ref, after, limit + 1)
     more = len(events) > limit
     events = [{**e, "subject_id": subject_id} for e in events[:limit]]

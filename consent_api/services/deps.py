@@ -32,3 +32,5 @@ class Deps:
     clock_skew_s: int = 300
     consent_token_ttl_s: int = 3600
     auth: AuthRules = field(default_factory=AuthRules)
+    # CONSENT_KEY_ENCRYPTION_KEY: seals tenants' HS256 subject-token secrets at rest (security/sealed.py)
+    key_encryption_key: str | None = None

@@ -67,16 +67,26 @@ class FastReads:
         self.windows = windows
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
-        if environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING"):
+        found = self._route(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""),
+                            environ.get("QUERY_STRING", ""))
+        if found is None:
             return self.flask_wsgi(environ, start_response)
-        path = environ.get("PATH_INFO", "")
-        if not path.startswith(self.prefixes) or not path.isascii():
-            return self.flask_wsgi(environ, start_response)
+        rule, answer, match = found
+        return self._serve(environ, start_response, rule, answer, match.groupdict())
+
+    def is_fast_read(self, method: str, path: str, query_string: str) -> bool:
+        """Whether a request is one this layer would answer (given a credential that may): the
+        question the RSGI front asks to run it on the event loop rather than hand it to a thread."""
+        return self._route(method, path, query_string) is not None
+
+    def _route(self, method: str, path: str, query_string: str) -> tuple[str, Answer, re.Match[str]] | None:
+        if method != "GET" or query_string or not path.startswith(self.prefixes) or not path.isascii():
+            return None
         for pattern, rule, answer in self.routes:
             match = pattern.match(path)
             if match is not None:
-                return self._serve(environ, start_response, rule, answer, match.groupdict())
-        return self.flask_wsgi(environ, start_response)
+                return rule, answer, match
+        return None
 
     def _serve(self, environ: dict[str, Any], start_response: Callable, rule: str, answer: Answer,
                args: dict[str, str]) -> Iterable[bytes]:

@@ -87,10 +87,11 @@ class SQLiteStore(Ledger, Store):
                      "API key exists", bump=CREDENTIALS)
 
     def find_api_key(self, key_hash: str) -> ApiKey | None:
-        """Cached per process while the credentials version stands: a revocation anywhere
-        shows on the next call."""
+        """Cached per process while the credentials version stands. The version is read on
+        every call (fresh: never the VERSION_CHECK_S memo), so a key revoked by any process
+        stops working at the next request everywhere."""
         with self._read() as conn:
-            version = self._version(conn, CREDENTIALS)
+            version = self._version(conn, CREDENTIALS, fresh=True)
             hit = self._keys.get(key_hash)
             if hit is not None and hit[0] == version:
                 return hit[1]
