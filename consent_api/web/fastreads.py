@@ -8,9 +8,10 @@ requests/s. This WSGI layer answers the common case itself and hands everything 
 
 - answered here: a GET of exactly those paths, no query string (so never ?at=), ASCII path, a
   credential that may read the subject, a known subject and purpose, so a 200;
-- handed to Flask untouched: anything else (another route, HEAD, a query string, a missing
-  or wrong credential, an unknown subject or purpose, a store error), so every error keeps
-  its one problem+json rendering.
+- handed to Flask untouched: anything else (another route, HEAD, a query string, an Origin
+  header, i.e. a browser's call that needs CORS headers, a missing or wrong credential, an
+  unknown subject or purpose, a store error), so every error keeps its one problem+json
+  rendering.
 
 The answer here is the same as Flask's (tests/web/test_fast_reads.py compares the two byte for
 byte): the same service call and schema, the same access-log line, request id and metrics.
@@ -48,14 +49,18 @@ def _state(d: Deps, tenant_id: str, subject_id: str, _: str | None) -> dict[str,
     return schemas.state_out(consents.state(d, tenant_id, subject_id))
 
 
-# (path, the Flask rule it stands for, the answer): the same service call and schema as the views
-# in web/subjects.py
-ROUTES: list[tuple[re.Pattern[str], str, Answer]] = [
-    (re.compile(r"/v1/subjects/([^/]+)/consents/([^/]+)\Z"), "/v1/subjects/<subject_id>/consents/<purpose>",
-     _one_purpose),
-    (re.compile(r"/v1/subjects/([^/]+)/consents\Z()"), "/v1/subjects/<subject_id>/consents", _state),
-]
 HEADERS = [("Content-Type", "application/json")]
+# The state also answers browsers (CORS in web/public.py), so it varies by Origin like Flask's.
+BROWSER_HEADERS = [*HEADERS, ("Vary", "Origin")]
+
+# (path, the Flask rule it stands for, the answer, its headers): the same service call, schema
+# and headers as the views in web/subjects.py
+ROUTES: list[tuple[re.Pattern[str], str, Answer, list[tuple[str, str]]]] = [
+    (re.compile(r"/v1/subjects/([^/]+)/consents/([^/]+)\Z"), "/v1/subjects/<subject_id>/consents/<purpose>",
+     _one_purpose, HEADERS),
+    (re.compile(r"/v1/subjects/([^/]+)/consents\Z()"), "/v1/subjects/<subject_id>/consents", _state,
+     BROWSER_HEADERS),
+]
 
 
 class FastReads:
@@ -65,12 +70,13 @@ class FastReads:
         self.windows = windows
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
-        if environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING"):
+        # A request with an Origin comes from a browser and needs Flask's CORS answer.
+        if environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING") or "HTTP_ORIGIN" in environ:
             return self.flask_wsgi(environ, start_response)
         path = environ.get("PATH_INFO", "")
         if not path.startswith("/v1/subjects/") or not path.isascii():
             return self.flask_wsgi(environ, start_response)
-        for pattern, rule, answer in ROUTES:
+        for pattern, rule, answer, headers in ROUTES:
             match = pattern.match(path)
             if match is not None:
                 break
@@ -82,7 +88,7 @@ class FastReads:
             return self.flask_wsgi(environ, start_response)
         who, body = answered
         rid = requestlog.offered_or_new_id(environ.get("HTTP_X_REQUEST_ID", ""))
-        start_response("200 OK", [*HEADERS, ("Content-Length", str(len(body))),
+        start_response("200 OK", [*headers, ("Content-Length", str(len(body))),
                                   (requestlog.REQUEST_ID_HEADER, rid)])
         seconds = time.perf_counter() - started
         metrics.count_request("GET", rule, 200, seconds)

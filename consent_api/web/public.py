@@ -4,6 +4,10 @@ CORS lives only here. A response carries Access-Control-Allow-Origin only for an
 registered on a live publishable key, never ``*``; error answers carry it too, so the
 snippet can tell a final 4xx from a network failure. Preflights carry no credentials, so
 they are answered (Flask's automatic OPTIONS) for any registered Origin.
+
+Besides /v1/public/*, a subject's consents (read and record) answer browsers too: a page in
+an app's WebView calls them with the signed-in user's subject token. There the Origin must be
+registered on a publishable key of the token's own tenant; any other credential gets no CORS.
 """
 
 from __future__ import annotations
@@ -12,10 +16,10 @@ import hashlib
 import json
 from pathlib import Path
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 
 from consent_api.services import public
-from consent_api.services.access import PUBLISHABLE
+from consent_api.services.access import PUBLISHABLE, SUBJECT
 from consent_api.services.tenants import get_tenant
 from consent_api.web import schemas
 from consent_api.web.auth import caller
@@ -26,6 +30,8 @@ from consent_api.web.subjects import recorded_out
 bp = Blueprint("public", __name__)
 SNIPPET = Path(__file__).with_name("static") / "consent.js"
 CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key"
+# The subject-token routes the snippet calls from a WebView (its token mode).
+SUBJECT_CORS_ENDPOINTS = frozenset({"subjects.get_state", "subjects.record_consents"})
 
 
 def _config_for(tenant_id: str, locale: str | None) -> dict:
@@ -92,11 +98,15 @@ def _cacheable(body: bytes, mimetype: str, max_age: int) -> Response:
 
 @bp.after_app_request
 def _cors(response: Response) -> Response:
-    if not request.path.startswith("/v1/public/"):
+    if request.path.startswith("/v1/public/"):
+        allowed = _origin_allowed
+    elif request.endpoint in SUBJECT_CORS_ENDPOINTS:
+        allowed = _subject_origin_allowed
+    else:
         return response
     origin = request.headers.get("Origin")
     response.vary.add("Origin")
-    if not origin or not _origin_allowed(origin.lower()):
+    if not origin or not allowed(origin.lower()):
         return response
     response.headers["Access-Control-Allow-Origin"] = origin
     response.headers["Access-Control-Expose-Headers"] = "ETag, Retry-After, Idempotent-Replayed"
@@ -108,9 +118,14 @@ def _cors(response: Response) -> Response:
 
 
 def _origin_allowed(origin: str) -> bool:
-    from flask import g
-
     principal = g.get("principal")
     if principal is not None and principal.kind == PUBLISHABLE:
         return origin in principal.origins
     return deps().store.publishable_origin_known(origin)
+
+
+def _subject_origin_allowed(origin: str) -> bool:
+    principal = g.get("principal")
+    if principal is None:  # a preflight, or a credential refused before it was known
+        return deps().store.publishable_origin_known(origin)
+    return principal.kind == SUBJECT and deps().store.publishable_origin_known(origin, principal.tenant_id)
