@@ -301,6 +301,8 @@ def main() -> int:
             pk = tenant["pk"]
             (pages / "consent-inline.js").write_bytes(live.call(api, "GET", f"/sdk/consent.js?key={pk}"))
             (pages / "consent.js").write_bytes(live.call(api, "GET", "/sdk/consent.js"))
+            for part in ("panel", "app"):  # loaded on demand from beside consent.js
+                (pages / f"consent-{part}.js").write_bytes(live.call(api, "GET", f"/sdk/consent-{part}.js"))
             config = urllib_get(api + "/v1/public/config?locale=en", pk, origin)
             (pages / "config.json").write_bytes(config)
             vs = variants(api, pk)

@@ -28,7 +28,8 @@ from consent_api.web.idempotency import idempotent
 from consent_api.web.subjects import recorded_out
 
 bp = Blueprint("public", __name__)
-SNIPPET = Path(__file__).with_name("static") / "consent.js"
+STATIC = Path(__file__).with_name("static")
+SNIPPET = STATIC / "consent.js"
 CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key"
 # The subject-token routes the snippet calls from a WebView (its token mode).
 SUBJECT_CORS_ENDPOINTS = frozenset({"subjects.get_state", "subjects.record_consents"})
@@ -71,6 +72,15 @@ def snippet():
     prefix = "window.__CONSENT_CONFIG__=" + json.dumps(configs, separators=(",", ":")) + ";\n"
     return _cacheable(prefix.encode("utf-8") + bundle, "application/javascript; charset=utf-8",
                       max_age=300)
+
+
+@bp.get("/sdk/consent-<any(panel, app):part>.js")
+def snippet_part(part: str):
+    """A part of the snippet that it loads only when a page needs it (preferences panel, app mode)."""
+    parts = current_app.extensions.setdefault("consent_api.snippet_parts", {})
+    if part not in parts:
+        parts[part] = (STATIC / f"consent-{part}.js").read_bytes()
+    return _cacheable(parts[part], "application/javascript; charset=utf-8", max_age=3600)
 
 
 def _publishable_tenant(key: str | None) -> str | None:

@@ -102,3 +102,14 @@ def test_a_revoked_publishable_key_takes_its_origin_with_it(world):
 def _publishable_id(api: Api, tenant) -> str:
     keys = api.get("/v1/keys", token=tenant.admin, expect=200).get_json()["items"]
     return next(k["id"] for k in keys if k["type"] == "publishable")
+
+
+@pytest.mark.parametrize("part", ["panel", "app"])
+def test_the_snippets_lazy_parts_are_served_cacheable(world, part):
+    api, _ = world
+    response = api.get(f"/sdk/consent-{part}.js", expect=200)
+    assert response.mimetype == "application/javascript"
+    assert "public" in response.headers["Cache-Control"]
+    again = api.get(f"/sdk/consent-{part}.js", headers={"If-None-Match": response.headers["ETag"]}, expect=304)
+    assert again.get_data() == b""
+    api.get("/sdk/consent-other.js", expect=404)
