@@ -14,7 +14,7 @@ def hello():
 
 # Answered on the server's event loop like consent_api's hot reads (consent_api/web/rsgi.py),
 # so the baseline and the checks go through the same path.
-app.extensions["consent_api.inline"] = lambda method, path, query: method == "GET" and path == "/"
+app.extensions["consent_api.inline"] = lambda environ: environ["REQUEST_METHOD"] == "GET" and environ["PATH_INFO"] == "/"
 
 
 if __name__ == "__main__":

@@ -147,6 +147,7 @@ def publishable_tenant(deps: Deps, secret: str | None) -> str | None:
     return key.tenant_id
 
 
-def origin_registered(deps: Deps, origin: str) -> bool:
-    """Is origin registered on any live publishable key (CORS preflights carry no key)?"""
-    return deps.store.publishable_origin_known(origin)
+def origin_registered(deps: Deps, origin: str, tenant_id: str | None = None) -> bool:
+    """Is origin registered on a live publishable key: any tenant's (CORS preflights carry no
+    key), or tenant_id's (a subject token's own tenant)?"""
+    return deps.store.publishable_origin_known(origin, tenant_id)

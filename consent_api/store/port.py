@@ -107,8 +107,8 @@ class Store(abc.ABC):
         """Mark a key revoked (first revocation time wins); None when unknown."""
 
     @abc.abstractmethod
-    def publishable_origin_known(self, origin: str) -> bool:
-        """Is origin registered on any unrevoked publishable key (answers CORS preflights)?"""
+    def publishable_origin_known(self, origin: str, tenant_id: str | None = None) -> bool:
+        """Is origin registered on an unrevoked publishable key (of tenant_id, when given)?"""
 
     @abc.abstractmethod
     def add_subject_token_key(self, key: SubjectTokenKey) -> None:

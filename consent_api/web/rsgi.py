@@ -43,7 +43,7 @@ from consent_api.web.problems import PROBLEM_JSON, TYPE_BASE
 log = logging.getLogger("consent_api")
 SERVE_ENV = "CONSENT_SERVE_WSGI"  # set by `consent-api serve` for its workers: target, threads
 MAX_URI_BYTES = 8192  # path and query; the longest this API's clients send is well under 1 KiB
-INLINE = "consent_api.inline"  # extensions key: (method, path, query) -> run on the event loop?
+INLINE = "consent_api.inline"  # extensions key: (the request's environ) -> run on the event loop?
 STREAM_BATCH = 256 * 1024  # a streamed answer goes out in pieces of about this size
 NO_BODY = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "TRACE"})
 SECURITY_HEADERS = [("x-content-type-options", "nosniff"), ("cache-control", "no-store")]
@@ -172,7 +172,7 @@ class BufferedWSGI:
     """An RSGI application running a WSGI app on a thread pool once its request body is in."""
 
     def __init__(self, wsgi_app: Callable, *, threads: int, max_body_bytes: int, body_timeout_s: float,
-                 inline: Callable[[str, str, str], bool] | None = None):
+                 inline: Callable[[dict[str, Any]], bool] | None = None):
         self.wsgi_app = wsgi_app
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="wsgi")
         self.max_body_bytes = max_body_bytes
@@ -199,11 +199,12 @@ class BufferedWSGI:
         except Exception:  # the client went away while sending
             return None
         loop = asyncio.get_running_loop()
+        environ = environ_for(scope, body)
         try:
-            if not body and self.inline is not None and self.inline(scope.method, scope.path, scope.query_string):
-                answer = self._run(environ_for(scope, body))
+            if not body and self.inline is not None and self.inline(environ):
+                answer = self._run(environ)
             else:
-                answer = await loop.run_in_executor(self.pool, self._run, environ_for(scope, body))
+                answer = await loop.run_in_executor(self.pool, self._run, environ)
         except Exception:  # the app failed outside its own error handling
             log.exception("unhandled error in the WSGI app")
             return self._refuse(scope, protocol, BodyRefused(

@@ -49,6 +49,8 @@ def allowed(page, keys=("necessary", "analytics", "ads", "sharing")) -> dict[str
 
 
 def switches(page) -> dict[str, bool]:
+    """The open panel's switches (the panel loads on demand: this waits for it)."""
+    page.locator(PANEL).wait_for()
     return page.evaluate(
         "() => Object.fromEntries([...document.querySelectorAll('#consent-sdk [role=switch]')]"
         ".map(s => [s.name, s.checked]))")

@@ -651,5 +651,8 @@ def test_publishable_origins_are_known_until_revoked(store):
     store.add_api_key(key)
     assert store.publishable_origin_known("https://shop.example.com")
     assert not store.publishable_origin_known("https://evil.example.net")
+    assert store.publishable_origin_known("https://shop.example.com", tenant_id="t1")
+    assert not store.publishable_origin_known("https://shop.example.com", tenant_id="t2")
     store.revoke_api_key("t1", "key_web", at)
     assert not store.publishable_origin_known("https://shop.example.com")
+    assert not store.publishable_origin_known("https://shop.example.com", tenant_id="t1")

@@ -184,7 +184,7 @@ def test_only_quick_bodiless_requests_run_on_the_event_loop():
         return [threading.current_thread().name.encode()]
 
     front = BufferedWSGI(where, threads=1, max_body_bytes=100, body_timeout_s=1,
-                         inline=lambda method, path, query: path == "/quick")
+                         inline=lambda environ: environ["PATH_INFO"] == "/quick")
     try:
         for scope, protocol, thread in (
                 (Scope(method="GET", path="/quick"), Protocol(), "event-loop"),
@@ -196,9 +196,47 @@ def test_only_quick_bodiless_requests_run_on_the_event_loop():
         front.pool.shutdown()
 
 
+def bodiless(method: str, path: str, query: str = "", headers: dict[str, str] | None = None) -> Scope:
+    scope = Scope(method=method, path=path, headers=headers)
+    scope.query_string = query
+    return scope
+
+
 def test_the_app_names_its_quick_requests_only_on_a_local_store(app, new_app):
-    quick = app.extensions[rsgi.INLINE]  # on SQLite
-    assert quick("GET", "/v1/subjects/u1/consents/push", "") and quick("GET", "/v1/subjects/u1/consents", "")
-    assert not quick("GET", "/v1/subjects/u1/consents", "at=x") and not quick("POST", "/v1/subjects/u1/consents", "")
-    assert not quick("GET", "/v1/subjects/u1/history", "") and not quick("GET", "/v1/audit/events", "")
+    def quick(method: str, path: str, query: str = "", **headers: str) -> bool:
+        return app.extensions[rsgi.INLINE](environ_for(bodiless(method, path, query, headers), b""))
+
+    # on SQLite
+    assert quick("GET", "/v1/subjects/u1/consents/push") and quick("GET", "/v1/subjects/u1/consents")
+    assert not quick("GET", "/v1/subjects/u1/consents", "at=x") and not quick("POST", "/v1/subjects/u1/consents")
+    assert not quick("GET", "/v1/subjects/u1/history") and not quick("GET", "/v1/audit/events")
+    # a browser's read needs Flask's CORS headers: the fast reads hand it over, so it is not quick
+    assert not quick("GET", "/v1/subjects/u1/consents", origin=builders.ORIGIN)
     assert rsgi.INLINE not in new_app(database_url=STORE_URLS["mongomock"]).extensions
+
+
+def test_a_browsers_read_runs_on_a_thread_and_gets_its_cors_headers(app, app_tenant):
+    """The RSGI front and the fast reads agree: a hot read with an Origin is answered by Flask
+    (CORS), on a pool thread; the same read without one by the fast reads, on the event loop."""
+    app_tenant.grant("u-1", "personalized_push")
+    threads = []
+
+    def recording(environ, start_response):
+        threads.append(threading.current_thread().name)
+        return app(environ, start_response)
+
+    front = BufferedWSGI(recording, threads=1, max_body_bytes=100, body_timeout_s=1,
+                         inline=app.extensions[rsgi.INLINE])
+    token = app_tenant.subject_token("u-1")
+    try:
+        for origin, thread in ((builders.ORIGIN, "wsgi"), (None, "event-loop")):
+            headers = {"authorization": f"Bearer {token}", **({"origin": origin} if origin else {})}
+            protocol = Protocol()
+            run_async(front.__rsgi__(bodiless("GET", "/v1/subjects/u-1/consents", headers=headers), protocol))
+            status, answer_headers, body = protocol.answer
+            assert status == 200 and json.loads(body)["purposes"]["personalized_push"]["allowed"] is True
+            assert threads[-1].startswith(thread), (origin, threads)
+            assert answer_headers.get("Access-Control-Allow-Origin") == origin
+            assert "Origin" in answer_headers["Vary"]
+    finally:
+        front.pool.shutdown()

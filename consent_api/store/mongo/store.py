@@ -65,8 +65,10 @@ class MongoStore(Ledger, Store):
         doc = self._revoke(self._api_keys, {"tenant_id": tenant_id, "id": key_id}, at)
         return records.api_key_from(doc) if doc else None
 
-    def publishable_origin_known(self, origin: str) -> bool:
-        query = {"type": "publishable", "origins": origin, "revoked_at": None}
+    def publishable_origin_known(self, origin: str, tenant_id: str | None = None) -> bool:
+        query: dict[str, Any] = {"type": "publishable", "origins": origin, "revoked_at": None}
+        if tenant_id is not None:
+            query["tenant_id"] = tenant_id
         return self._api_keys.find_one(query, {"_id": 1}) is not None
 
     def add_subject_token_key(self, key: SubjectTokenKey) -> None:

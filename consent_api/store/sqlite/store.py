@@ -136,13 +136,14 @@ class SQLiteStore(Ledger, Store):
             self._bump(conn, CREDENTIALS)
         return doc
 
-    def publishable_origin_known(self, origin: str) -> bool:
+    def publishable_origin_known(self, origin: str, tenant_id: str | None = None) -> bool:
+        query = ("SELECT 1 FROM api_keys, json_each(api_keys.doc, '$.origins') o "
+                 "WHERE o.value = ? AND json_extract(api_keys.doc, '$.revoked_at') IS NULL")
+        args: tuple[str, ...] = (origin,)
+        if tenant_id is not None:
+            query, args = query + " AND api_keys.tenant_id = ?", (origin, tenant_id)
         with self._read() as conn:
-            row = conn.execute(
-                "SELECT 1 FROM api_keys, json_each(api_keys.doc, '$.origins') o "
-                "WHERE o.value = ? AND json_extract(api_keys.doc, '$.revoked_at') IS NULL LIMIT 1",
-                (origin,),
-            ).fetchone()
+            row = conn.execute(query + " LIMIT 1", args).fetchone()
         return row is not None
 
     def add_subject_token_key(self, key: SubjectTokenKey) -> None:
