@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 # Generous enough for a loaded CI machine; a passing run never waits this long.
@@ -38,6 +39,17 @@ def decide(page, action: str) -> dict[str, Any]:
 def ready(page) -> None:
     """The snippet has its config (essential purposes are allowed from then on)."""
     page.wait_for_function("window.ConsentSDK && ConsentSDK.has('necessary')")
+
+
+def wait_until(page, expression: str) -> None:
+    """Wait until expression is true in the page, asked through the DevTools protocol. For
+    pages whose Content-Security-Policy forbids eval: page.wait_for_function evaluates its
+    predicate once that way, but compiles it with eval for every later poll, so under such a
+    policy it fails whenever the condition is not true at once (a loaded machine)."""
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"not true within {TIMEOUT_MS} ms: {expression}"
+        page.wait_for_timeout(20)
 
 
 def subject_id(page) -> str:

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.browser.pageops import BANNER, PANEL, ROOT, button, decide, switches
+from tests.browser.pageops import BANNER, PANEL, ROOT, button, decide, switches, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -83,7 +83,7 @@ def test_the_banner_and_panel_work_styled_under_a_strict_csp(shop, strict):
     assert switches(page) == {"analytics": False, "ads": False, "sharing": False}
     page.get_by_role("switch", name="Analytics").check()
     decide(page, "save")
-    page.wait_for_function("window.log.length >= 2")
+    wait_until(page, "window.log.length >= 2")
     assert page.evaluate("log") == ["own nonce", "same-origin"]
     assert page.locator(ROOT).count() == 0
     no_violations(page)
@@ -93,8 +93,8 @@ def test_a_parked_script_without_a_nonce_stays_blocked(shop, strict):
     page = strict
     page.goto(csp_page(shop, NO_NONCE + PARKED))
     decide(page, "accept-all")
-    page.wait_for_function("window.log.length >= 2")
-    page.wait_for_function("violations.length >= 1")
+    wait_until(page, "window.log.length >= 2")
+    wait_until(page, "violations.length >= 1")
     assert page.evaluate("log") == ["own nonce", "same-origin"]
     assert page.evaluate("violations") == ["script-src-elem inline"], "only the script without a nonce"
     assert page.locator("script[data-consent]").evaluate_all("ss => ss.map(s => s.nonce)") == ["", NONCE, ""]
