@@ -22,8 +22,8 @@ from consent_api.services import public, tenants
 from consent_api.services.access import PUBLISHABLE, SUBJECT
 from consent_api.web import schemas
 from consent_api.web.auth import caller
-from consent_api.web.context import deps, idempotency_key, json_body, request_evidence
-from consent_api.web.idempotency import idempotent
+from consent_api.web.context import deps, json_body, request_evidence
+from consent_api.web.idempotency import claim, idempotent
 from consent_api.web.subjects import recorded_out
 
 bp = Blueprint("public", __name__)
@@ -49,15 +49,14 @@ def config():
 
 
 @bp.post("/v1/public/consents")
-@idempotent
+@idempotent(201, recorded_out)
 def record():
     """Record a browser's decisions for an anonymous, first-party subject id."""
     tenant_id = caller().require_publishable(request.headers.get("Origin"))
     data = schemas.load(schemas.PublicConsentsIn, json_body())
-    result = public.record_anonymous(
+    return public.record_anonymous(
         deps(), tenant_id, data["subject_id"], data["decisions"], data["policy_version"],
-        data["locale"], request_evidence(gpc=data["gpc"]), idempotency_key())
-    return recorded_out(result), 201
+        data["locale"], request_evidence(gpc=data["gpc"]), claim())
 
 
 @bp.get("/sdk/consent.js")

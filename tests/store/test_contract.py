@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -12,7 +13,7 @@ from consent_api.domain.ledger import ZERO_HASH, seal, verify_chain
 from consent_api.domain.model import Action, PurposeRecord, SubjectRecord
 from consent_api.domain.projection import project
 from consent_api.errors import Conflict
-from consent_api.store.port import Chain, ExportCursor, ExportFilter
+from consent_api.store.port import Answer, Chain, ExportCursor, ExportFilter
 from tests.store.drafts import (
     api_key,
     append,
@@ -575,6 +576,50 @@ def test_an_idempotency_key_can_be_kept_longer(store):
 
     assert store.claim_idempotency_key("t1", "k1", "idem", "x", fresh(47 * 60)).request_hash == "first"
     assert store.claim_idempotency_key("t1", "k1", "idem", "x", fresh(48 * 60)) is None
+
+
+def reported(record: SubjectRecord, events: list[dict]) -> tuple[int, str]:
+    """An answer naming the events it reports and the record's head."""
+    return 201, json.dumps({"events": [e["event_id"] for e in events], "seq": record.seq})
+
+
+def test_an_answer_kept_with_the_events_is_the_one_replayed(store):
+    """A store either commits the answer with the events (Appended.answer) or leaves it to
+    complete_idempotency_key; an answer it commits is what a replay gets, byte for byte."""
+    store.claim_idempotency_key("t1", "k1", "idem", "h", fresh())
+    appended = store.append("t1", "u1", plan_of(draft("push", idempotency_key="idem"), draft("sms")),
+                            answer=Answer("k1", "idem", reported))
+    if appended.answer is None:
+        store.complete_idempotency_key("t1", "k1", "idem", *reported(appended.record, appended.events),
+                                       appended.record.subject_ref)
+    else:
+        assert appended.answer == reported(appended.record, appended.events)
+    replay = store.claim_idempotency_key("t1", "k1", "idem", "h", fresh(1))
+    assert (replay.status, replay.body) == reported(appended.record, appended.events)
+    assert json.loads(replay.body) == {"events": event_ids(appended.events), "seq": 2}
+
+
+def test_a_resumed_request_counts_what_its_dead_attempt_wrote(store):
+    """A retry after an attempt that wrote and died: its events are found by idempotency_key
+    (those recorded since the claim), the plan's drafts for their purposes are left out, and
+    the answer reports them."""
+    append(store, "t1", "u1", draft("push", idempotency_key="idem", minutes=-5))  # same key, before the claim
+    dead = append(store, "t1", "u1", draft("push", idempotency_key="idem", minutes=1),
+                  draft("sms", idempotency_key="other", minutes=1)).events[:1]
+    store.claim_idempotency_key("t1", "k1", "idem", "h", fresh())
+
+    again = store.append("t1", "u1", plan_of(draft("push", idempotency_key="idem", minutes=2)),
+                         answer=Answer("k1", "idem", reported, resumes=at(0)))
+    assert event_ids(again.events) == event_ids(dead)
+    assert again.record.seq == 3, "nothing written again"
+
+    more = store.append("t1", "u1", plan_of(draft("push", idempotency_key="idem", minutes=2),
+                                            draft("location", idempotency_key="idem", minutes=2)),
+                        answer=Answer("k1", "idem", reported, resumes=at(0)))
+    assert [e["purpose"] for e in more.events] == ["push", "location"], "the rest of the request is written"
+    assert more.record.seq == 4
+    if more.answer is not None:
+        assert json.loads(more.answer[1])["events"] == event_ids(more.events)
 
 
 # --- tenant isolation ------------------------------------------------------------------------------

@@ -5,7 +5,10 @@ An append was sealed on a snapshot of its subject's row. If the row is still tha
 commit time its rows are written as they are; if another write changed it since (in an earlier
 transaction, or earlier in this batch), the append is planned and sealed again on the current
 record through its ``reseal`` (domain/appending.py) inside the transaction, and fails alone if
-its plan refuses. So every append of a batch shares its transaction and its fsync.
+its plan refuses. So every append of a batch shares its transaction and its fsync. An
+idempotent request's answer, rendered from the events as sealed (again when they are sealed
+again), is written to its idempotency record in the same transaction: a crash leaves either
+both or neither.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from typing import Any
 from consent_api.domain.appending import Reseal, Sealed, Stored
 from consent_api.domain.model import SubjectRecord
 from consent_api.domain.projection import DECISIONS
+from consent_api.store.port import Answer
 from consent_api.store.sqlite.group_commit import Failed
 from consent_api.store.sqlite.rows import (
+    ANSWER,
     GRANT,
     INSERT_EVENT,
     SAVE_SUBJECT,
@@ -53,18 +58,31 @@ class Append:
     event_rows: list[tuple]
     subject_row: tuple
     grants: dict[str, bool]  # purpose -> granted now, for the purposes these events decided
+    answer: Answer | None  # an idempotent request's, rendered into answer_row
+    answer_row: tuple | None  # rows.ANSWER's arguments
 
     @classmethod
-    def of(cls, tenant_id: str, subject_id: str, sealed: Sealed, reseal: Reseal, erase: bool) -> Append:
-        """Serialise in the caller's thread, so the writer thread only runs statements."""
+    def of(cls, tenant_id: str, subject_id: str, sealed: Sealed, reseal: Reseal, erase: bool,
+           answer: Answer | None = None) -> Append:
+        """Serialise (and render the answer) in the caller's thread, so the writer thread only
+        runs statements; again in the writer's only when the append is sealed again there."""
         base, updated = sealed.base, sealed.record
+        answer_row = None
+        if answer is not None:
+            status, body = answer.render(updated, sealed.events)
+            answer_row = (status, body, updated.subject_ref, tenant_id, answer.scope, answer.key)
         return cls(
             tenant_id, subject_id, erase, reseal, sealed,
             expected=subject_row(tenant_id, base)[1:] if base.seq else None,
             event_rows=[event_row(tenant_id, e) for e in sealed.events],
             subject_row=subject_row(tenant_id, updated),
             grants=granted(updated, {e["purpose"] for e in sealed.events if e["action"] in DECISIONS}),
+            answer=answer, answer_row=answer_row,
         )
+
+    def stored(self) -> Stored:
+        return Stored(self.sealed.events, self.sealed.record,
+                      answer=self.answer_row[:2] if self.answer_row else None)
 
 
 class Rows:
@@ -74,12 +92,15 @@ class Rows:
         self.events: list[tuple] = []
         self.subjects: dict[tuple[str, str], tuple] = {}  # the last record of each subject wins
         self.grants: dict[tuple[str, str, str], bool] = {}  # and the last grant state
+        self.answers: list[tuple] = []
 
     def add(self, a: Append) -> None:
         self.events.extend(a.event_rows)
         self.subjects[(a.tenant_id, a.subject_id)] = a.subject_row
         for purpose, on in a.grants.items():
             self.grants[(a.tenant_id, purpose, a.subject_id)] = on
+        if a.answer_row is not None:
+            self.answers.append(a.answer_row)
 
     def flush(self, conn: sqlite3.Connection) -> None:
         if self.events:
@@ -88,7 +109,9 @@ class Rows:
             conn.executemany(SAVE_SUBJECT, list(self.subjects.values()))
         conn.executemany(GRANT, [key for key, on in self.grants.items() if on])
         conn.executemany(UNGRANT, [key for key, on in self.grants.items() if not on])
-        self.events, self.subjects, self.grants = [], {}, {}
+        if self.answers:
+            conn.executemany(ANSWER, self.answers)
+        self.events, self.subjects, self.grants, self.answers = [], {}, {}, []
 
 
 def apply(conn: sqlite3.Connection, payloads: list[Write | Append]) -> list[Any]:
@@ -131,7 +154,7 @@ def apply_appends(conn: sqlite3.Connection, appends: list[Append]) -> list[Store
         if key in changed or rows.get(key) != a.expected:
             head = changed[key] if key in changed else (record_from(rows[key]) if key in rows else None)
             try:
-                a = Append.of(a.tenant_id, a.subject_id, a.reseal(head), a.reseal, a.erase)
+                a = Append.of(a.tenant_id, a.subject_id, a.reseal(head), a.reseal, a.erase, a.answer)
             except Exception as exc:
                 outcomes.append(Failed(exc))
                 continue
@@ -146,6 +169,8 @@ def apply_appends(conn: sqlite3.Connection, appends: list[Append]) -> list[Store
         elif a.sealed.events:
             pending.add(a)
             changed[key] = a.sealed.record
-        outcomes.append(Stored(a.sealed.events, a.sealed.record))
+        elif a.answer_row is not None:  # sealed again on a head that left nothing to write
+            pending.answers.append(a.answer_row)
+        outcomes.append(a.stored())
     pending.flush(conn)
     return outcomes

@@ -14,7 +14,7 @@ from consent_api.domain.model import Action, PurposeRecord, SubjectRecord
 from consent_api.domain.projection import project
 from consent_api.errors import Conflict
 from consent_api.store import records
-from consent_api.store.port import Chain, ExportFilter
+from consent_api.store.port import Answer, Chain, ExportFilter
 from consent_api.store.sqlite import batch
 from consent_api.store.sqlite.connection import Database
 from consent_api.store.sqlite.group_commit import Failed
@@ -99,8 +99,8 @@ class Ledger(Database):
         return self.get_subject(tenant_id, subject_id)
 
     def write_sealed(self, tenant_id: str, subject_id: str, sealed: Sealed, reseal: Reseal, *,
-                     erase: bool = False) -> Stored:
-        payload = batch.Append.of(tenant_id, subject_id, sealed, reseal, erase)
+                     erase: bool = False, answer: Answer | None = None) -> Stored:
+        payload = batch.Append.of(tenant_id, subject_id, sealed, reseal, erase, answer)
         if self._writer is not None:
             outcome = self._writer.run(payload)  # raises a Failed outcome's error
         else:

@@ -16,7 +16,7 @@ from consent_api.store import records
 from consent_api.store.port import IDEMPOTENCY_TTL, IdempotencyRecord, Store
 from consent_api.store.sqlite import schema
 from consent_api.store.sqlite.ledger import Ledger
-from consent_api.store.sqlite.rows import dumps, loads
+from consent_api.store.sqlite.rows import ANSWER, dumps, loads
 
 PURGE_BATCH = 100  # expired idempotency records removed per claim: bounded work on the write path
 CREDENTIALS = "credentials"  # API keys, global: a key is found by its hash before its tenant is known
@@ -225,7 +225,9 @@ class SQLiteStore(Ledger, Store):
 
     # --- idempotency -------------------------------------------------------------------------
     # Claims, answers and releases ride the group commit too: a write with an Idempotency-Key
-    # is three transactions, and under load each should share its fsync with others.
+    # is two transactions (the claim; the events with the answer, batch.py), and under load
+    # each shares its fsync with others. complete_idempotency_key stores the answers of
+    # requests that wrote nothing.
     def claim_idempotency_key(self, tenant_id: str, scope: str, key: str, request_hash: str,
                               now: datetime, ttl: timedelta = IDEMPOTENCY_TTL) -> IdempotencyRecord | None:
         stamp = format_ts(now)
@@ -255,9 +257,7 @@ class SQLiteStore(Ledger, Store):
 
     def complete_idempotency_key(self, tenant_id: str, scope: str, key: str, status: int,
                                  body: str, subject_ref: str | None) -> None:
-        self._transact(lambda conn: conn.execute(
-            "UPDATE idempotency SET status = ?, body = ?, subject_ref = ? WHERE tenant_id = ? AND scope = ? "
-            "AND key = ?", (status, body, subject_ref, tenant_id, scope, key)))
+        self._transact(lambda conn: conn.execute(ANSWER, (status, body, subject_ref, tenant_id, scope, key)))
 
     def release_idempotency_key(self, tenant_id: str, scope: str, key: str) -> None:
         self._transact(lambda conn: conn.execute(
