@@ -54,10 +54,13 @@ def request_hash(method: str, path: str, body: bytes) -> str:
     return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + body).hexdigest()
 
 
-def begin(deps: Deps, tenant_id: str, scope: str, key: str, digest: str) -> Replay | Claim:
-    """A Claim when this request may run; a Replay when it already ran."""
+def begin(deps: Deps, tenant_id: str, scope: str, key: str, digest: str,
+          subject_id: str | None = None) -> Replay | Claim:
+    """A Claim when this request may run; a Replay when it already ran. ``subject_id``: the
+    subject the request is about, when its path names one, so that erasing the subject erases
+    the claim and its answer too."""
     now = deps.clock()
-    existing = deps.store.claim_idempotency_key(tenant_id, scope, key, digest, now)
+    existing = deps.store.claim_idempotency_key(tenant_id, scope, key, digest, now, subject_id=subject_id)
     if existing is None:
         return Claim(scope, key)
     if existing.request_hash != digest:

@@ -313,10 +313,13 @@ class Store(abc.ABC):
     # --- idempotency ---------------------------------------------------------------------
     @abc.abstractmethod
     def claim_idempotency_key(self, tenant_id: str, scope: str, key: str, request_hash: str,
-                              now: datetime, ttl: timedelta = IDEMPOTENCY_TTL) -> IdempotencyRecord | None:
+                              now: datetime, ttl: timedelta = IDEMPOTENCY_TTL, *,
+                              subject_id: str | None = None) -> IdempotencyRecord | None:
         """Claim a key for a new request until now + ttl; None when claimed, else the live record.
 
-        A record past its expiry counts as absent; adapters also purge expired records."""
+        A record past its expiry counts as absent; adapters also purge expired records. An
+        erasure of subject_id (the subject the request is about) deletes the record, as it
+        deletes those completed with the subject's subject_ref."""
 
     @abc.abstractmethod
     def complete_idempotency_key(self, tenant_id: str, scope: str, key: str, status: int,

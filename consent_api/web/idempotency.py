@@ -36,7 +36,7 @@ def idempotent(status: int, shape: Callable[[Any], Any]):
             scope = who.credential_id or who.kind
             digest = idempotency.request_hash(request.method, request.path, request.get_data(cache=True))
             d = deps()
-            begun = idempotency.begin(d, who.tenant_id, scope, key, digest)
+            begun = idempotency.begin(d, who.tenant_id, scope, key, digest, kwargs.get("subject_id"))
             if isinstance(begun, idempotency.Replay):
                 response = Response(begun.body, status=begun.status, mimetype=JSON)
                 response.headers["Idempotent-Replayed"] = "true"

@@ -290,6 +290,24 @@ def test_erasure_removes_the_subject_and_keeps_the_proof(store):
     assert store.claim_idempotency_key("t1", "key-a", "idem-other", "hash-3", fresh(2)) is not None
 
 
+def test_erasure_forgets_every_idempotency_record_about_the_subject(store):
+    """Claims made for requests about the subject go too, finished or not, with or without a
+    subject_ref: their scope (a subject token's) or answer (one that wrote nothing) holds the id."""
+    append(store, "t1", "u1", draft("push"))
+    store.claim_idempotency_key("t1", "stk_1:u1", "running", "h", fresh(), subject_id="u1")
+    store.claim_idempotency_key("t1", "key-a", "wrote-nothing", "h", fresh(), subject_id="u1")
+    store.complete_idempotency_key("t1", "key-a", "wrote-nothing", 200, '{"state": {"subject_id": "u1"}}', None)
+    store.claim_idempotency_key("t1", "key-a", "about-u2", "h", fresh(), subject_id="u2")
+    store.claim_idempotency_key("t2", "key-b", "other-tenant", "h", fresh(), subject_id="u1")
+
+    append(store, "t1", "u1", draft(None, "erase", minutes=1), erase=True)
+
+    assert store.claim_idempotency_key("t1", "stk_1:u1", "running", "h2", fresh(1)) is None
+    assert store.claim_idempotency_key("t1", "key-a", "wrote-nothing", "h2", fresh(1)) is None
+    assert store.claim_idempotency_key("t1", "key-a", "about-u2", "h2", fresh(1)) is not None
+    assert store.claim_idempotency_key("t2", "key-b", "other-tenant", "h2", fresh(1)) is not None
+
+
 def test_a_returning_subject_gets_a_new_ref_and_a_new_chain(store):
     old = append(store, "t1", "u1", draft("push")).record
     append(store, "t1", "u1", draft(None, "erase", minutes=1), erase=True)

@@ -52,6 +52,19 @@ def test_every_connection_syncs_fully(tmp_path):
     assert seen == [2, 2]  # 2 = FULL: an acknowledged commit survives a power loss
 
 
+def test_every_connection_overwrites_what_it_deletes(tmp_path):
+    """An erased subject's rows are zeroed in the file, not left in free space, whatever the
+    SQLite build's default (Debian's is on; others' is off)."""
+    store = SQLiteStore(str(tmp_path / "consent.db"))
+    writer = store._writer_connection()
+    try:
+        for conn in (store._conn(), writer):
+            assert conn.execute("PRAGMA secure_delete").fetchone()[0] == 1
+    finally:
+        writer.close()
+        store.close()
+
+
 def test_the_schema_version_is_recorded_and_kept(tmp_path):
     path = str(tmp_path / "consent.db")
     assert SQLiteStore(path).schema_version() == SCHEMA_VERSION
@@ -88,7 +101,7 @@ def test_a_version_1_file_is_upgraded_on_opening_and_its_records_get_an_expiry(t
 
     store = SQLiteStore(path)
 
-    assert store.schema_version() == SCHEMA_VERSION == 4
+    assert store.schema_version() == SCHEMA_VERSION == 5
     assert store.migrate() == [
         "upgraded to schema version 2: idempotency records expire (DESIGN.md §8 keeps them at "
         "least 24 h, not forever).",
@@ -96,12 +109,14 @@ def test_a_version_1_file_is_upgraded_on_opening_and_its_records_get_an_expiry(t
         "catalog or keys went stale.",
         "upgraded to schema version 4: events stored in the order they were recorded, so the audit "
         "export reads the file in order.",
-        f"SQLite {path}: schema version 4"]
+        "upgraded to schema version 5: idempotency records name their subject, so an erasure deletes "
+        "every one that holds its id.",
+        f"SQLite {path}: schema version 5"]
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT expires_at FROM idempotency").fetchall() == [(ts(24 * 60),)]
+        assert conn.execute("SELECT expires_at, subject_id FROM idempotency").fetchall() == [(ts(24 * 60), None)]
     assert store.claim_idempotency_key("t1", "k1", "old", "h", at(60)).status == 201
-    assert store.claim_idempotency_key("t1", "k1", "old", "h", at(24 * 60)) is None
-    assert SQLiteStore(path).migrate() == [f"SQLite {path}: schema version 4"]
+    assert store.claim_idempotency_key("t1", "k1", "old", "h", at(24 * 60), subject_id="u1") is None
+    assert SQLiteStore(path).migrate() == [f"SQLite {path}: schema version 5"]
 
 
 def test_an_older_file_gets_its_events_rewritten_in_time_order(tmp_path):

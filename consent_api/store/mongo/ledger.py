@@ -68,7 +68,8 @@ class Ledger(Database):
     def _finish_erasure(self, tenant_id: str, subject_id: str, subject_ref: str) -> None:
         self._subjects.delete_one({"tenant_id": tenant_id, "subject_id": subject_id,
                                    "subject_ref": subject_ref})
-        self._idempotency.delete_many({"tenant_id": tenant_id, "subject_ref": subject_ref})
+        for about in ({"subject_ref": subject_ref}, {"subject_id": subject_id}):  # each on its index
+            self._idempotency.delete_many({"tenant_id": tenant_id, **about})
 
     def _page(self, tenant_id: str, query: dict[str, Any], after: str | None, limit: int,
               keep: Callable[[SubjectRecord], bool]) -> list[SubjectRecord]:

@@ -140,12 +140,13 @@ class MongoStore(Ledger, Store):
 
     # --- idempotency -------------------------------------------------------------------------
     def claim_idempotency_key(self, tenant_id: str, scope: str, key: str, request_hash: str,
-                              now: datetime, ttl: timedelta = IDEMPOTENCY_TTL) -> IdempotencyRecord | None:
+                              now: datetime, ttl: timedelta = IDEMPOTENCY_TTL, *,
+                              subject_id: str | None = None) -> IdempotencyRecord | None:
         query = {"tenant_id": tenant_id, "scope": scope, "key": key}
         for _ in range(MAX_ATTEMPTS):
             try:
                 self._idempotency.insert_one({**query, "request_hash": request_hash, "status": None,
-                                              "body": None, "subject_ref": None,
+                                              "body": None, "subject_ref": None, "subject_id": subject_id,
                                               "created_at": format_ts(now), "expires_at": now + ttl})
                 return None
             except DuplicateKeyError:

@@ -25,6 +25,7 @@ from consent_api.store.port import Answer
 from consent_api.store.sqlite.group_commit import Failed
 from consent_api.store.sqlite.rows import (
     ANSWER,
+    FORGET_ANSWERS,
     GRANT,
     INSERT_EVENT,
     SAVE_SUBJECT,
@@ -163,8 +164,8 @@ def apply_appends(conn: sqlite3.Connection, appends: list[Append]) -> list[Store
             conn.executemany(INSERT_EVENT, a.event_rows)
             conn.execute("DELETE FROM subjects WHERE tenant_id = ? AND subject_id = ?", key)
             conn.execute("DELETE FROM grants WHERE tenant_id = ? AND subject_id = ?", key)
-            conn.execute("DELETE FROM idempotency WHERE tenant_id = ? AND subject_ref = ?",
-                         (a.tenant_id, a.sealed.base.subject_ref))
+            for forget, about in zip(FORGET_ANSWERS, (a.sealed.base.subject_ref, a.subject_id), strict=True):
+                conn.execute(forget, (a.tenant_id, about))
             changed[key] = None
         elif a.sealed.events:
             pending.add(a)

@@ -54,6 +54,9 @@ def connect(path: str, *, timeout_s: float = 30.0, synchronous: str = "FULL") ->
         conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
+    # Deleted rows are overwritten with zeros, not left in free space: an erased subject's id
+    # must not stay readable in the file (the log is truncated after an erasure, ledger.py).
+    conn.execute("PRAGMA secure_delete=ON")
     return conn
 
 

@@ -11,7 +11,7 @@ from consent_api.domain.clock import format_ts, parse_ts
 from consent_api.errors import Unavailable
 from consent_api.store.port import IDEMPOTENCY_TTL
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Version 1, as first released; later versions are the steps in MIGRATIONS below.
 SCHEMA = """
@@ -94,6 +94,15 @@ def _add_cache_versions(conn: sqlite3.Connection) -> None:
                  "WITHOUT ROWID")
 
 
+# Version 5: an idempotency record names the subject its request was about, so that erasing the
+# subject deletes the records whose scope or answer holds its id even when they name no
+# subject_ref (an answer that wrote nothing, a claim that never finished).
+IDEMPOTENCY_SUBJECTS = """
+ALTER TABLE idempotency ADD COLUMN subject_id TEXT;
+CREATE INDEX idempotency_subject_id ON idempotency (tenant_id, subject_id) WHERE subject_id IS NOT NULL
+"""
+
+
 @dataclass(frozen=True)
 class Migration:
     """The step that upgrades the previous version to ``version``, run in one transaction."""
@@ -110,6 +119,8 @@ MIGRATIONS = {m.version: m for m in (
               _add_cache_versions),
     Migration(4, "events stored in the order they were recorded, so the audit export reads the file in order.",
               lambda conn: run_script(conn, EVENTS_IN_TIME_ORDER)),
+    Migration(5, "idempotency records name their subject, so an erasure deletes every one that holds its id.",
+              lambda conn: run_script(conn, IDEMPOTENCY_SUBJECTS)),
 )}
 
 

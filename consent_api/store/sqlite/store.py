@@ -229,7 +229,8 @@ class SQLiteStore(Ledger, Store):
     # each shares its fsync with others. complete_idempotency_key stores the answers of
     # requests that wrote nothing.
     def claim_idempotency_key(self, tenant_id: str, scope: str, key: str, request_hash: str,
-                              now: datetime, ttl: timedelta = IDEMPOTENCY_TTL) -> IdempotencyRecord | None:
+                              now: datetime, ttl: timedelta = IDEMPOTENCY_TTL, *,
+                              subject_id: str | None = None) -> IdempotencyRecord | None:
         stamp = format_ts(now)
 
         def claim(conn: sqlite3.Connection) -> IdempotencyRecord | None:
@@ -247,8 +248,8 @@ class SQLiteStore(Ledger, Store):
                 return IdempotencyRecord(row[0], row[1], row[2], parse_ts(row[3]))
             conn.execute(
                 "INSERT OR REPLACE INTO idempotency (tenant_id, scope, key, request_hash, created_at, "
-                "expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (tenant_id, scope, key, request_hash, stamp, format_ts(now + ttl)),
+                "expires_at, subject_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (tenant_id, scope, key, request_hash, stamp, format_ts(now + ttl), subject_id),
             )
             return None
 
