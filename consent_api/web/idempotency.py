@@ -28,10 +28,8 @@ def idempotent(status: int, shape: Callable[[Any], Any]):
         @wraps(view)
         def wrapper(*args, **kwargs):
             key = idempotency_key()
-            if key is None:
-                return shape(view(*args, **kwargs)), status
-            who = caller()
-            if who.tenant_id is None:
+            who = caller() if key is not None else None
+            if key is None or who is None or who.tenant_id is None:
                 return shape(view(*args, **kwargs)), status
             scope = who.credential_id or who.kind
             digest = idempotency.request_hash(request.method, request.path, request.get_data(cache=True))
