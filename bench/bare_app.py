@@ -12,6 +12,11 @@ def hello():
     return {"hello": "world"}
 
 
+# Answered on the server's event loop like consent_api's hot reads (consent_api/web/rsgi.py),
+# so the baseline and the checks go through the same path.
+app.extensions["consent_api.inline"] = lambda environ: environ["REQUEST_METHOD"] == "GET" and environ["PATH_INFO"] == "/"
+
+
 if __name__ == "__main__":
     from consent_api.cli import serve_wsgi
 

@@ -40,6 +40,7 @@ from consent_api.services import consents  # noqa: E402
 from consent_api.services.consents import Decision, Submission  # noqa: E402
 from consent_api.services.demo import seed_demo  # noqa: E402
 from consent_api.services.deps import Deps  # noqa: E402
+from consent_api.services.idempotency import Claim  # noqa: E402
 from consent_api.store.mongo import INDEXES  # noqa: E402
 from consent_api.store.open import open_store  # noqa: E402
 from consent_api.store.sqlite import SQLiteStore  # noqa: E402
@@ -65,7 +66,8 @@ def workload(store, subjects: int, seed: int = 7) -> str:
 
         def submit(decisions: list[Decision]) -> None:
             consents.record(deps, tenant_id, subject, Submission(
-                decisions, "2026-01", source, "zh-CN", evidence=ev, idempotency_key=str(uuid.UUID(int=rng.getrandbits(128)))))
+                decisions, "2026-01", source, "zh-CN", evidence=ev,
+                claim=Claim("bench", str(uuid.UUID(int=rng.getrandbits(128))))))  # the key, no answer kept
 
         submit([Decision(p, rng.random() < 0.6) for p in BANNER])
         clock.advance(minutes=rng.randrange(1, 600))

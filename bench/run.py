@@ -75,14 +75,14 @@ def main(argv: list[str] | None = None) -> int:
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "python -m bench " + " ".join(argv if argv is not None else sys.argv[1:]),
         "git": _git_rev(), "cpus": os.cpu_count(), "load_before": os.getloadavg()[0],
-        "server": {"name": "granian (WSGI)", "workers": args.workers, "blocking_threads": args.threads},
+        "server": {"name": "granian (RSGI front, WSGI app)", "workers": args.workers, "blocking_threads": args.threads},
         "wrk": {"connections": args.connections, "threads": min(2, args.connections),
                 "duration_s": args.duration, "pairs": args.pairs},
         "tiers": [],
     }
     bare_req = loadgen.write_requests(workdir / "bare.req", [("GET", "/", "")])
     port = servers.free_port()
-    print(f"bench: workdir {workdir}; bare Flask and consent_api under granian WSGI, "
+    print(f"bench: workdir {workdir}; bare Flask and consent_api under granian (RSGI front, WSGI app), "
           f"{args.workers} workers x {args.threads} threads, wrk -c{args.connections}", file=sys.stderr)
     bare = servers.start("bare Flask", ["-m", "bench.bare_app", str(port), str(args.workers), str(args.threads)],
                          workdir, port=port, workers=args.workers, ready_path="/", log_name="bare.log")

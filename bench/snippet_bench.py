@@ -300,6 +300,8 @@ def main() -> int:
             pk = live.make_tenant(api, origin).publishable
             (pages / "consent-inline.js").write_bytes(live.fetch(api, f"/sdk/consent.js?key={pk}"))
             (pages / "consent.js").write_bytes(live.fetch(api, "/sdk/consent.js"))
+            for part in ("panel", "app"):  # loaded on demand from beside consent.js
+                (pages / f"consent-{part}.js").write_bytes(live.fetch(api, f"/sdk/consent-{part}.js"))
             config = urllib_get(api + "/v1/public/config?locale=en", pk, origin)
             (pages / "config.json").write_bytes(config)
             vs = variants(api, pk)

@@ -145,13 +145,22 @@ def cmd_tick_requests(args: argparse.Namespace, settings: Settings) -> int:
 def serve_wsgi(target: str, host: str, port: int, workers: int, threads: int,
                kill_timeout: int | None = None) -> None:
     """Serve a WSGI app ("module:attribute") the way production does; bench/ serves its bare
-    Flask baseline through this same function, so both run under identical settings."""
+    Flask baseline through this same function, so both run under identical settings.
+
+    granian serves it through its RSGI interface and consent_api.web.rsgi: request bodies
+    arrive on the event loop, within CONSENT_BODY_TIMEOUT_S and CONSENT_MAX_BODY_BYTES,
+    before the app runs on one of `threads` threads (granian has no deadline for a WSGI body
+    read, so a slow client would hold a thread)."""
     from granian import Granian
     from granian.constants import Interfaces
 
+    from consent_api.web.rsgi import SERVE_ENV
+
+    os.environ[SERVE_ENV] = json.dumps({"target": target, "threads": threads})  # read by each worker
     Granian(
-        target, address=host, port=port, interface=Interfaces.WSGI, workers=workers,
-        blocking_threads=threads, backlog=2048, log_access=False, workers_kill_timeout=kill_timeout,
+        "consent_api.web.rsgi:load", factory=True, address=host, port=port,
+        interface=Interfaces.RSGI, workers=workers, blocking_threads=1, backlog=2048,
+        log_access=False, workers_kill_timeout=kill_timeout,
     ).serve()
 
 

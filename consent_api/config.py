@@ -21,12 +21,15 @@ class Settings:
     metrics_token: str | None = None
     key_encryption_key: str | None = None
     max_body_bytes: int = 1_048_576
+    # Under `consent-api serve`, a request body must arrive whole within this many seconds (408).
+    body_timeout_s: int = 10
     clock_skew_seconds: int = 300
     subject_token_max_lifetime_s: int = 24 * 3600
     subject_token_leeway_s: int = 60
     # When set, subject tokens must carry this `aud` (e.g. the API's URL).
     subject_token_audience: str | None = None
     consent_token_ttl_s: int = 3600
+    idempotency_claim_timeout_s: int = 60
     log_level: str = "INFO"
     # Per credential, as a `limits` string ("600/minute", "50/second;10000/day"); "off" disables.
     # The default is far above what one key sends in tests and benchmarks.
@@ -84,6 +87,8 @@ def deps_for(settings: Settings, store: Store, clock: Clock) -> Deps:
         store=store, clock=clock, keys=KeyRing(store, clock, settings.key_encryption_key),
         issuer=settings.issuer, clock_skew_s=settings.clock_skew_seconds,
         consent_token_ttl_s=settings.consent_token_ttl_s,
+        idempotency_claim_timeout_s=settings.idempotency_claim_timeout_s,
+        key_encryption_key=settings.key_encryption_key,
         auth=AuthRules(admin_token=settings.admin_token,
                        subject_token_max_lifetime_s=settings.subject_token_max_lifetime_s,
                        subject_token_leeway_s=settings.subject_token_leeway_s,

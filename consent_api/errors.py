@@ -73,6 +73,12 @@ class PayloadTooLarge(ConsentApiError):
     type_slug = "payload-too-large"
 
 
+class UnsupportedMediaType(ConsentApiError):
+    status = 415
+    title = "Unsupported media type"
+    type_slug = "unsupported-media-type"
+
+
 class Invalid(ConsentApiError):
     status = 422
     title = "Validation failed"

@@ -146,6 +146,7 @@ def test_the_files_the_dockerfile_copies_build_the_package_with_its_dependencies
         metadata = archive.read(next(n for n in names if n.endswith("METADATA"))).decode()
     assert "consent-api = consent_api.cli:main" in entry_points
     assert "consent_api/web/static/consent.js" in names and "consent_api/web/metrics.py" in names
+    assert {f"consent_api/web/static/consent-{part}.js" for part in ("panel", "app")} <= set(names)
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     required = [line.split(": ", 1)[1] for line in metadata.splitlines()
                 if line.startswith("Requires-Dist: ") and "extra ==" not in line]

@@ -17,9 +17,10 @@ export function readCookie(doc, name) {
   return part ? part.split(';')[0] : '';
 }
 
-/** Sets a first-party cookie for the whole site. */
-export function writeCookie(doc, name, value) {
+/** Sets a first-party cookie for the whole site, or for every subdomain of `domain` (e.g. ".example.com"). */
+export function writeCookie(doc, name, value, domain) {
   doc.cookie = name + '=' + value + ';path=/;max-age=' + MAX_AGE + ';samesite=lax' +
+    (domain ? ';domain=' + domain : '') +
     (doc.location && doc.location.protocol === 'https:' ? ';secure' : '');
 }
 
@@ -33,9 +34,9 @@ export function randomHex(bytes, crypto = globalThis.crypto) {
  * not written again (every decision refreshes it): a cookie read that follows a write waits
  * for the browser's cookie store, tens of milliseconds on a busy machine.
  */
-export function subjectId(doc, crypto) {
+export function subjectId(doc, crypto, domain) {
   let id = readCookie(doc, ID_COOKIE);
-  if (!ID_RE.test(id)) writeCookie(doc, ID_COOKIE, (id = 'anon-' + randomHex(16, crypto)));
+  if (!ID_RE.test(id)) writeCookie(doc, ID_COOKIE, (id = 'anon-' + randomHex(16, crypto)), domain);
   return id;
 }
 
@@ -82,7 +83,7 @@ export function loadDecision(doc, keys) {
 }
 
 /** Remembers a decision, and refreshes the subject id's lifetime with it. */
-export function saveDecision(doc, version, keys, allowed, id) {
-  writeCookie(doc, DECISION_COOKIE, encode(version, keys, allowed));
-  writeCookie(doc, ID_COOKIE, id);
+export function saveDecision(doc, version, keys, allowed, id, domain) {
+  writeCookie(doc, DECISION_COOKIE, encode(version, keys, allowed), domain);
+  writeCookie(doc, ID_COOKIE, id, domain);
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createApi } from '../src/api.js';
+import { createApi, createSubjectApi } from '../src/api.js';
 
 const json = (status, body = {}) => ({ ok: status >= 200 && status < 300, status, json: async () => body });
 
@@ -84,4 +84,32 @@ test('the retry wait does not block the caller', async () => {
   assert.equal(typeof release, 'function');
   release();
   assert.deepEqual(await pending, {});
+});
+
+test('app mode reads the subject\'s state with its subject token', async () => {
+  const { fetch, calls } = stubFetch(json(200, { purposes: { ads: { status: 'granted' } } }));
+  const api = createSubjectApi('https://h/', 'user 1/2', 'eyJ.jwt.sig', fetch);
+  assert.deepEqual(await api.state(), { purposes: { ads: { status: 'granted' } } });
+  assert.equal(calls[0].url, 'https://h/v1/subjects/user%201%2F2/consents');
+  assert.equal(calls[0].init.headers.Authorization, 'Bearer eyJ.jwt.sig');
+  assert.equal(calls[0].init.credentials, 'omit');
+});
+
+test('an account the server has never seen (404) has decided nothing; other errors reject', async () => {
+  assert.deepEqual(await createSubjectApi('https://h', 'u1', 't', stubFetch(json(404)).fetch).state(), { purposes: {} });
+  await assert.rejects(createSubjectApi('https://h', 'u1', 't', stubFetch(json(401)).fetch).state(), /401/);
+  await assert.rejects(createApi('https://h', 'pk', stubFetch(json(404)).fetch).config('en'), /404/);
+});
+
+test('app mode records through the subject endpoint, retried under one idempotency key', async () => {
+  const waits = [];
+  const { fetch, calls } = stubFetch(json(503), json(201, { events: [] }));
+  const api = createSubjectApi('https://h', 'u1', 'tok', fetch, async (ms) => waits.push(ms), [5]);
+  const body = { decisions: [{ purpose: 'ads', granted: false }], policy_version: 'v1', source: { channel: 'web' }, locale: 'en' };
+  assert.deepEqual(await api.consents(body, 'idem-3'), { events: [] });
+  assert.equal(calls.length, 2);
+  assert.ok(calls.every((c) => c.url === 'https://h/v1/subjects/u1/consents' && c.init.method === 'POST'));
+  assert.ok(calls.every((c) => c.init.headers.Authorization === 'Bearer tok' && c.init.headers['Idempotency-Key'] === 'idem-3'));
+  assert.deepEqual(JSON.parse(calls[1].init.body), body);
+  assert.deepEqual(waits, [5]);
 });

@@ -101,3 +101,15 @@ test('a failing src script does not hold back the ones after it', async () => {
   await unblock(doc, () => true);
   assert.deepEqual(doc.ran, ['broken.js', 'after']);
 });
+
+test('a script keeps the nonce its own tag carries, and gets none when it has none', async () => {
+  const own = parked('a', 'with()');
+  own.nonce = 'n0nce'; // browsers keep it in the property and hide the attribute
+  own.setAttribute('nonce', '');
+  const doc = fakeDocument([own, parked('a', 'without()')]);
+  await unblock(doc, () => true);
+  const [withNonce, without] = doc.nodes;
+  assert.equal(withNonce.nonce, 'n0nce');
+  assert.equal(without.nonce, undefined);
+  assert.equal(without.getAttribute('nonce'), null);
+});

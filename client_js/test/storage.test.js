@@ -122,3 +122,12 @@ test('an existing subject id is read, not written again', () => {
   assert.equal(subjectId(doc), id);
   assert.equal(doc.writes.length, writes);
 });
+
+test('a cookie domain shares both cookies with every subdomain', () => {
+  const doc = cookieJar('https:');
+  const id = subjectId(doc, undefined, '.example.com');
+  assert.match(doc.writes.at(-1), /;samesite=lax;domain=\.example\.com;secure$/);
+  saveDecision(doc, 'v1', KEYS, { ads: true }, id, '.example.com');
+  assert.equal(doc.writes.length, 3);
+  assert.ok(doc.writes.every((w) => w.includes(';domain=.example.com')), doc.writes);
+});

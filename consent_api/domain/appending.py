@@ -10,7 +10,9 @@ When another writer took the head first, the store says so with the newer head, 
 runs again on it. A store that can plan again inside its own transaction (SQLite's group
 commit) calls ``reseal`` there instead, so many appends still share one transaction. A store
 that writes events one by one (MongoDB) may store a prefix before losing the head; the next
-round then leaves out one draft per purpose already written (``remaining``).
+round then leaves out one draft per purpose already written (``remaining``). The retry of an
+idempotent request whose first attempt died after writing starts the same way, from the
+events that attempt wrote, so nothing is written twice.
 """
 
 from __future__ import annotations
@@ -46,11 +48,13 @@ class Sealed:
 class Stored:
     """What a store wrote for one Sealed: the events it stored, in order, and then either the
     record after them (``done``) or, when the head had moved, the newer head to plan on again
-    (None: the subject is unknown or erased now)."""
+    (None: the subject is unknown or erased now). ``answer``: the (status, body) of an
+    idempotent request that the store committed together with the events, if it did."""
 
     events: list[dict[str, Any]]
     record: SubjectRecord | None
     done: bool = True
+    answer: tuple[int, str] | None = None
 
 
 # Plan and seal again on a newer head (None: the subject is gone); raises what the plan raises.
@@ -102,23 +106,25 @@ def seal_plan(tenant_id: str, subject_id: str, plan: Plan, head: SubjectRecord |
     return Sealed(base, events, apply_events(base, events) if events else base)
 
 
-def append(tenant_id: str, subject_id: str, plan: Plan, head: SubjectRecord | None,
-           write: Write) -> tuple[SubjectRecord, list[dict[str, Any]]]:
-    """The subject's record after the append, and the events written (none when the plan
-    drafted nothing). ``head`` is the current record as the store read it."""
-    written: list[dict[str, Any]] = []
+def append(tenant_id: str, subject_id: str, plan: Plan, head: SubjectRecord | None, write: Write,
+           written: Sequence[dict[str, Any]] = ()) -> Stored:
+    """Everything this append wrote (no events when the plan drafted nothing new) and the
+    subject's record after it. ``head`` is the current record as the store read it; ``written``
+    the events an earlier attempt at the same request already stored (an idempotent retry):
+    they count as this append's, and the plan's drafts for their purposes are left out."""
+    events: list[dict[str, Any]] = list(written)
 
     def reseal(newer: SubjectRecord | None) -> Sealed:
-        return seal_plan(tenant_id, subject_id, plan, newer, written)
+        return seal_plan(tenant_id, subject_id, plan, newer, events)
 
     for _ in range(MAX_ATTEMPTS):
         sealed = reseal(head)
         if not sealed.events:
-            return sealed.record, written
+            return Stored(events, sealed.record)
         stored = write(sealed, reseal)
-        written += stored.events
+        events += stored.events
         if stored.done:
             assert stored.record is not None
-            return stored.record, written
+            return Stored(events, stored.record, answer=stored.answer)
         head = stored.record
     raise Unavailable(f"subject {subject_id}: too many concurrent writers, try again")

@@ -43,8 +43,11 @@ class KeyRing:
             self.rotate()
             docs = self._store.list_signing_keys()
         active = [d for d in docs if d.get("active")][-1]
-        private = serialization.load_pem_private_key(
-            active["private_pem"].encode("ascii"), password=self._passphrase)
+        pem = active["private_pem"].encode("ascii")
+        # A key made before CONSENT_KEY_ENCRYPTION_KEY was set stays readable (unencrypted PEM);
+        # the next rotation writes an encrypted one.
+        encrypted = pem.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+        private = serialization.load_pem_private_key(pem, password=self._passphrase if encrypted else None)
         self._active = (active["kid"], private)
         self._jwks = {"keys": [d["public_jwk"] for d in docs if not d.get("withdrawn_at")]}
         self._loaded_at = time.monotonic()

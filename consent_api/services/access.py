@@ -76,6 +76,7 @@ def authenticate(deps: Deps, token: str | None) -> Principal:
             max_lifetime_s=rules.subject_token_max_lifetime_s,
             leeway_s=rules.subject_token_leeway_s,
             audience=rules.subject_token_audience,
+            passphrase=deps.key_encryption_key,
         )
         return Principal(SUBJECT, signer.tenant_id, f"{signer.kid}:{claims['sub']}",
                          subject_id=claims["sub"])

@@ -35,7 +35,8 @@ from consent_api.domain.status import (
 )
 from consent_api.errors import Invalid, NotFound
 from consent_api.services.deps import Deps
-from consent_api.services.pages import Page, check_limit, decode_cursor, encode_cursor
+from consent_api.services.idempotency import Claim
+from consent_api.services.pages import Page, check_limit, decode_cursor, encode_cursor, int_cursor
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,11 @@ class Submission:
     age_band: str | None = None
     occurred_at: datetime | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
-    idempotency_key: str | None = None
+    claim: Claim | None = None  # the request's Idempotency-Key, which its events carry
+
+    @property
+    def idempotency_key(self) -> str | None:
+        return self.claim.key if self.claim else None
 
 
 @dataclass(frozen=True)
@@ -95,11 +100,11 @@ def record(deps: Deps, tenant_id: str, subject_id: str, sub: Submission) -> Reco
                                  separate=d.separate, os_permission=d.os_permission))
         return drafts
 
-    return commit_events(deps, tenant_id, subject_id, plan, purposes, policies, now, sub.policy_version)
+    return commit_events(deps, tenant_id, subject_id, plan, purposes, policies, now, sub.policy_version, sub.claim)
 
 
 def withdraw_all(deps: Deps, tenant_id: str, subject_id: str, source: dict[str, Any],
-                 locale: str | None, evidence: dict[str, Any], idempotency_key: str | None) -> Recorded:
+                 locale: str | None, evidence: dict[str, Any], claim: Claim | None = None) -> Recorded:
     """Withdraw every non-essential purpose that is currently granted (or expired, or stale)."""
     check_subject_id(subject_id)
     now = deps.clock()
@@ -107,7 +112,7 @@ def withdraw_all(deps: Deps, tenant_id: str, subject_id: str, source: dict[str, 
     policies = Policies(deps.store.list_policies(tenant_id))
     current_policy = policies.current(now)
     version = current_policy.version if current_policy else None
-    sub = Submission([], version, source, locale, evidence=evidence, idempotency_key=idempotency_key)
+    sub = Submission([], version, source, locale, evidence=evidence, claim=claim)
 
     def plan(current: SubjectRecord) -> list[dict[str, Any]]:
         drafts = []
@@ -120,12 +125,12 @@ def withdraw_all(deps: Deps, tenant_id: str, subject_id: str, source: dict[str, 
         return drafts
 
     _require_existing(deps, tenant_id, subject_id)
-    return commit_events(deps, tenant_id, subject_id, plan, purposes, policies, now, version)
+    return commit_events(deps, tenant_id, subject_id, plan, purposes, policies, now, version, claim)
 
 
 def record_prompts(deps: Deps, tenant_id: str, subject_id: str, purpose_keys: list[str],
                    source: dict[str, Any], locale: str | None, evidence: dict[str, Any],
-                   idempotency_key: str | None = None,
+                   claim: Claim | None = None,
                    os_permissions: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Record that a consent dialog was shown for these purposes (cooldown starts)."""
     check_subject_id(subject_id)
@@ -138,15 +143,20 @@ def record_prompts(deps: Deps, tenant_id: str, subject_id: str, purpose_keys: li
     policies = Policies(deps.store.list_policies(tenant_id))
     current_policy = policies.current(now)
     sub = Submission([], current_policy.version if current_policy else None, source, locale,
-                     evidence=evidence, idempotency_key=idempotency_key)
+                     evidence=evidence, claim=claim)
     os_permissions = os_permissions or {}
 
     def plan(current: SubjectRecord) -> list[dict[str, Any]]:
         return [draft_event(tenant_id, key, Action.PROMPT, sub, now, current.age_band,
                        os_permission=os_permissions.get(key)) for key in purpose_keys]
 
-    appended = deps.store.append(tenant_id, subject_id, plan)
-    return [{**e, "subject_id": subject_id} for e in appended.events]
+    def shown(record: SubjectRecord, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**e, "subject_id": subject_id} for e in events]
+
+    appended = deps.store.append(tenant_id, subject_id, plan, answer=claim.answer(shown) if claim else None)
+    if claim is not None:
+        claim.answered = appended.answer
+    return shown(appended.record, appended.events)
 
 
 def erase(deps: Deps, tenant_id: str, subject_id: str, actor_id: str | None) -> None:
@@ -169,20 +179,32 @@ def erase(deps: Deps, tenant_id: str, subject_id: str, actor_id: str | None) -> 
 
 
 def commit_events(deps: Deps, tenant_id: str, subject_id: str, plan, purposes: dict[str, Purpose],
-            policies: Policies, now: datetime, policy_version: str | None) -> Recorded:
-    appended = deps.store.append(tenant_id, subject_id, plan)
-    events = [{**e, "subject_id": subject_id} for e in appended.events]
-    state = subject_state(subject_id, appended.record, list(purposes.values()), policies, now)
-    receipt = deps.keys.sign({
-        "iss": deps.issuer, "sub": subject_id, "iat": int(now.timestamp()),
-        "jti": str(uuid.uuid4()), "tenant_id": tenant_id, "policy_version": policy_version,
-        "decisions": [
-            {"purpose": e["purpose"], "granted": e["action"] == Action.GRANT,
-             "action": e["action"], "event_id": e["event_id"], "hash": e["hash"]}
-            for e in events
-        ],
-    })
-    return Recorded(events, state, receipt)
+                  policies: Policies, now: datetime, policy_version: str | None,
+                  claim: Claim | None = None) -> Recorded:
+    """Append plan's events; the events, the state after them and a signed receipt. With a
+    claim, its answer is made from the same Recorded and kept with the events."""
+
+    def recorded(record: SubjectRecord, stored: list[dict[str, Any]]) -> Recorded:
+        events = [{**e, "subject_id": subject_id} for e in stored]
+        state = subject_state(subject_id, record, list(purposes.values()), policies, now)
+        receipt = deps.keys.sign({
+            "iss": deps.issuer, "sub": subject_id, "iat": int(now.timestamp()),
+            "jti": str(uuid.uuid4()), "tenant_id": tenant_id, "policy_version": policy_version,
+            "decisions": [
+                {"purpose": e["purpose"], "granted": e["action"] == Action.GRANT,
+                 "action": e["action"], "event_id": e["event_id"], "hash": e["hash"]}
+                for e in events
+            ],
+        })
+        made.append(Recorded(events, state, receipt))
+        return made[-1]
+
+    made: list[Recorded] = []
+    appended = deps.store.append(tenant_id, subject_id, plan, answer=claim.answer(recorded) if claim else None)
+    if claim is not None and appended.answer is not None:
+        claim.answered = appended.answer
+        return made[-1]  # the store renders once per sealing: the last is the one it committed
+    return recorded(appended.record, appended.events)
 
 
 def draft_event(tenant_id: str, purpose: str | None, action: str, sub: Submission, now: datetime,
@@ -307,9 +329,7 @@ def history(deps: Deps, tenant_id: str, subject_id: str, cursor: str | None,
             limit: int | None) -> Page[dict[str, Any]]:
     current = _require_existing(deps, tenant_id, subject_id)
     limit = check_limit(limit)
-    after = decode_cursor(cursor) or 0
-    if not isinstance(after, int) or isinstance(after, bool) or after < 0:
-        raise Invalid.field("cursor", "not a cursor returned by this API")
+    after = int_cursor(decode_cursor(cursor) or 0)
     events = deps.store.subject_events(tenant_id, current.subject_ref, after, limit + 1)
     more = len(events) > limit
     events = [{**e, "subject_id": subject_id} for e in events[:limit]]

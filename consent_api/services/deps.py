@@ -31,4 +31,9 @@ class Deps:
     issuer: str = "consent_api"
     clock_skew_s: int = 300
     consent_token_ttl_s: int = 3600
+    # An Idempotency-Key claimed this long ago without an answer is taken to have died with its
+    # request; a retry then runs, counting what the dead attempt wrote as written.
+    idempotency_claim_timeout_s: int = 60
     auth: AuthRules = field(default_factory=AuthRules)
+    # CONSENT_KEY_ENCRYPTION_KEY: seals tenants' HS256 subject-token secrets at rest (security/sealed.py)
+    key_encryption_key: str | None = None

@@ -35,13 +35,14 @@ from consent_api.services.consents import (
     purposes_by_key,
 )
 from consent_api.services.deps import Deps
+from consent_api.services.idempotency import Claim
 
 LINK_POINT = "link:"
 FIELD = "anonymous_subject_id"
 
 
 def link(deps: Deps, tenant_id: str, subject_id: str, anonymous_subject_id: str,
-         idempotency_key: str | None = None) -> Recorded:
+         claim: Claim | None = None) -> Recorded:
     """Append to ``subject_id`` the anonymous subject's decisions that are newer than its own."""
     check_subject_id(subject_id)
     check_subject_id(anonymous_subject_id)
@@ -71,14 +72,14 @@ def link(deps: Deps, tenant_id: str, subject_id: str, anonymous_subject_id: str,
             elif granted and purpose.needs_separate and not anon_event.get("separate"):
                 refused[key] = "sensitive: ask for it on its own screen, it is not carried over"
             action = decision_action(purpose, granted, mine, policies, now)
-            drafts.append(draft_event(tenant_id, key, action, _carried(anon_event, idempotency_key), now,
+            drafts.append(draft_event(tenant_id, key, action, _carried(anon_event, claim), now,
                                  account.age_band, separate=bool(anon_event.get("separate"))))
         if refused:
             raise Invalid("the link would carry decisions the rules refuse: " + ", ".join(refused),
                           errors={f"{FIELD}.{key}": [why] for key, why in refused.items()})
         return drafts
 
-    return commit_events(deps, tenant_id, subject_id, plan, purposes, policies, now, version)
+    return commit_events(deps, tenant_id, subject_id, plan, purposes, policies, now, version, claim)
 
 
 def _last_decisions(deps: Deps, tenant_id: str, anonymous_subject_id: str) -> dict[str, dict[str, Any]]:
@@ -91,7 +92,7 @@ def _last_decisions(deps: Deps, tenant_id: str, anonymous_subject_id: str) -> di
             if e["event_id"] in wanted}
 
 
-def _carried(event: dict[str, Any], idempotency_key: str | None) -> Submission:
+def _carried(event: dict[str, Any], claim: Claim | None) -> Submission:
     """What the carried event keeps of the anonymous decision it copies."""
     source = event.get("source") or {}
     return Submission(
@@ -100,5 +101,5 @@ def _carried(event: dict[str, Any], idempotency_key: str | None) -> Submission:
                 "ui_text_sha256": source.get("ui_text_sha256"), "sdk_version": source.get("sdk_version")},
         locale=event.get("locale"), actor=event.get("actor"),
         occurred_at=parse_ts(event["occurred_at"]) if event.get("occurred_at") else None,
-        evidence=dict(event.get("evidence") or {}), idempotency_key=idempotency_key,
+        evidence=dict(event.get("evidence") or {}), claim=claim,
     )

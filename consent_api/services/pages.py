@@ -8,10 +8,13 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from consent_api.errors import Invalid
+from consent_api.security import strict_json
 
 T = TypeVar("T")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
+MAX_CURSOR = 1024  # characters; the longest cursor this API issues is well under 300
+MAX_INT64 = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -26,13 +29,24 @@ def encode_cursor(value: Any) -> str:
 
 
 def decode_cursor(cursor: str | None) -> Any:
+    """The value a cursor carries, parsed as strictly as a request body; Invalid when it is not
+    one this API could have issued (too long, not base64url, not strict JSON)."""
     if not cursor:  # ?cursor= (empty) is how many clients ask for the first page
         return None
+    if len(cursor) > MAX_CURSOR:
+        raise Invalid.field("cursor", "not a cursor returned by this API")
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        return strict_json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
     except (ValueError, UnicodeError) as exc:
         raise Invalid.field("cursor", "not a cursor returned by this API") from exc
+
+
+def int_cursor(value: Any, maximum: int = MAX_INT64) -> int:
+    """A cursor's value that must be a non-negative integer the stores can hold (64-bit)."""
+    if type(value) is not int or not 0 <= value <= maximum:
+        raise Invalid.field("cursor", "not a cursor returned by this API")
+    return value
 
 
 def check_limit(limit: int | None) -> int:

@@ -12,6 +12,7 @@ from consent_api.errors import Invalid
 from consent_api.services import consents
 from consent_api.services.consents import Decision, Recorded, Submission
 from consent_api.services.deps import Deps
+from consent_api.services.idempotency import Claim
 
 SNIPPET_LOCALES = ("en", "zh-CN")
 
@@ -65,12 +66,12 @@ def banner_config(deps: Deps, tenant_id: str, tenant_name: str, requested: str |
 
 def record_anonymous(deps: Deps, tenant_id: str, subject_id: str, decisions: list[dict[str, Any]],
                      policy_version: str, locale: str | None, evidence: dict[str, Any],
-                     idempotency_key: str | None) -> Recorded:
+                     claim: Claim | None = None) -> Recorded:
     if not subject_id.startswith(ANONYMOUS_PREFIX):
         raise Invalid.field("subject_id", "browser subjects are anonymous: the id starts with anon-")
     submission = Submission(
         decisions=[Decision(d["purpose"], d["granted"]) for d in decisions],
         policy_version=policy_version, source={"channel": "web", "collection_point": "banner"},
-        locale=locale, evidence=evidence, idempotency_key=idempotency_key,
+        locale=locale, evidence=evidence, claim=claim,
     )
     return consents.record(deps, tenant_id, subject_id, submission)

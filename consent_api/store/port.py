@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,6 +17,7 @@ from typing import Any
 
 from consent_api.domain import appending
 from consent_api.domain.appending import Plan, Reseal, Sealed, Stored
+from consent_api.domain.clock import format_ts
 from consent_api.domain.daily import Tally
 from consent_api.domain.model import (
     ApiKey,
@@ -32,7 +33,7 @@ from consent_api.domain.model import (
 )
 from consent_api.domain.requests import RightsRequest
 
-__all__ = ["Appended", "Chain", "DailyCounts", "ExportCursor", "ExportFilter", "IDEMPOTENCY_TTL",
+__all__ = ["Answer", "Appended", "Chain", "DailyCounts", "ExportCursor", "ExportFilter", "IDEMPOTENCY_TTL",
            "IdempotencyRecord", "Plan", "RequestFilter", "Reseal", "Sealed", "Store", "Stored"]
 
 # DESIGN.md §8: an Idempotency-Key is kept at least 24 h; after that a replay runs anew.
@@ -40,9 +41,33 @@ IDEMPOTENCY_TTL = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
+class Answer:
+    """The answer to an idempotent write, for the store to keep with the events it reports.
+
+    ``render(record, events)`` makes it from the subject's record after the append and all of
+    the request's events. ``resumes``: when an earlier attempt at the request, which claimed
+    the key at that time, died without answering; its events, found by their idempotency_key,
+    are this request's (written once, answered again)."""
+
+    scope: str
+    key: str
+    render: Callable[[SubjectRecord, list[dict[str, Any]]], tuple[int, str]]
+    resumes: datetime | None = None
+
+    def after(self, earlier: list[dict[str, Any]]) -> Answer:
+        """This answer for a write that comes after the earlier events of the same request."""
+        if not earlier:
+            return self
+        render = self.render
+        return Answer(self.scope, self.key, lambda record, events: render(record, [*earlier, *events]),
+                      self.resumes)
+
+
+@dataclass(frozen=True)
 class Appended:
     record: SubjectRecord
     events: list[dict[str, Any]]
+    answer: tuple[int, str] | None = None  # (status, body): the Answer, stored with the events
 
 
 @dataclass(frozen=True)
@@ -131,8 +156,8 @@ class Store(abc.ABC):
         """Mark a key revoked (first revocation time wins); None when unknown."""
 
     @abc.abstractmethod
-    def publishable_origin_known(self, origin: str) -> bool:
-        """Is origin registered on any unrevoked publishable key (answers CORS preflights)?"""
+    def publishable_origin_known(self, origin: str, tenant_id: str | None = None) -> bool:
+        """Is origin registered on an unrevoked publishable key (of tenant_id, when given)?"""
 
     @abc.abstractmethod
     def add_subject_token_key(self, key: SubjectTokenKey) -> None:
@@ -195,17 +220,35 @@ class Store(abc.ABC):
         return {subject_id: record.purposes.get(purpose)
                 for subject_id, record in self.get_subjects(tenant_id, subject_ids).items()}
 
-    def append(self, tenant_id: str, subject_id: str, plan: Plan, *, erase: bool = False) -> Appended:
+    def append(self, tenant_id: str, subject_id: str, plan: Plan, *, erase: bool = False,
+               answer: Answer | None = None) -> Appended:
         """Atomically seal and append plan(record)'s drafts and update the record
         (domain/appending.py: the algorithm; the adapter's subject_head and write_sealed store).
 
         With erase=True the record and the id-to-ref mapping are deleted after the append, so
-        the subject's events remain only under its subject_ref."""
+        the subject's events remain only under its subject_ref. With an answer (an idempotent
+        request), a store that can commits the answer with the events (Appended.answer); and
+        when answer.resumes, the events an earlier attempt wrote are this append's."""
         with self.around_append():
-            record, events = appending.append(
-                tenant_id, subject_id, plan, self.subject_head(tenant_id, subject_id),
-                lambda sealed, reseal: self.write_sealed(tenant_id, subject_id, sealed, reseal, erase=erase))
-        return Appended(record, events)
+            head = self.subject_head(tenant_id, subject_id)
+            earlier = self.request_events(tenant_id, head, answer) if answer and answer.resumes else []
+            answering = answer.after(earlier) if answer else None
+            stored = appending.append(
+                tenant_id, subject_id, plan, head,
+                lambda sealed, reseal: self.write_sealed(tenant_id, subject_id, sealed, reseal, erase=erase,
+                                                         answer=answering),
+                earlier)
+        assert stored.record is not None
+        return Appended(stored.record, stored.events, stored.answer)
+
+    def request_events(self, tenant_id: str, head: SubjectRecord | None, answer: Answer) -> list[dict[str, Any]]:
+        """The events of head's chain that an attempt at answer's request wrote since it
+        claimed the key: they carry its idempotency_key and were recorded after the claim."""
+        if head is None or answer.resumes is None:
+            return []
+        since = format_ts(answer.resumes)
+        return [e for e in self.subject_events(tenant_id, head.subject_ref)
+                if e.get("idempotency_key") == answer.key and e["recorded_at"] >= since]
 
     def around_append(self) -> AbstractContextManager[None]:
         """Entered around each append (head, plan, write): an adapter may get ready for the write."""
@@ -217,12 +260,15 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def write_sealed(self, tenant_id: str, subject_id: str, sealed: Sealed, reseal: Reseal, *,
-                     erase: bool = False) -> Stored:
+                     erase: bool = False, answer: Answer | None = None) -> Stored:
         """Store sealed.events and sealed.record if the subject's head is still sealed.base.
 
         Otherwise either store reseal(current record) in the same transaction, or answer the
         newer head (Stored.done False) after storing nothing or a prefix of the events. With
-        erase=True the record and the id-to-ref mapping are deleted instead of saved."""
+        erase=True the record and the id-to-ref mapping are deleted instead of saved. A store
+        that commits several writes at once stores answer.render(record, events) as the
+        answer of its idempotency key in the transaction of the events (Stored.answer); one
+        that cannot leaves it to complete_idempotency_key."""
 
     @abc.abstractmethod
     def subject_events(self, tenant_id: str, subject_ref: str, after_seq: int = 0,
@@ -305,10 +351,13 @@ class Store(abc.ABC):
     # --- idempotency ---------------------------------------------------------------------
     @abc.abstractmethod
     def claim_idempotency_key(self, tenant_id: str, scope: str, key: str, request_hash: str,
-                              now: datetime, ttl: timedelta = IDEMPOTENCY_TTL) -> IdempotencyRecord | None:
+                              now: datetime, ttl: timedelta = IDEMPOTENCY_TTL, *,
+                              subject_id: str | None = None) -> IdempotencyRecord | None:
         """Claim a key for a new request until now + ttl; None when claimed, else the live record.
 
-        A record past its expiry counts as absent; adapters also purge expired records."""
+        A record past its expiry counts as absent; adapters also purge expired records. An
+        erasure of subject_id (the subject the request is about) deletes the record, as it
+        deletes those completed with the subject's subject_ref."""
 
     @abc.abstractmethod
     def complete_idempotency_key(self, tenant_id: str, scope: str, key: str, status: int,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 from typing import Any
 
@@ -27,6 +28,7 @@ from consent_api.web import (
     ratelimit,
     requestlog,
     requests,
+    rsgi,
     stats,
     subjects,
 )
@@ -76,11 +78,48 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, store: Stor
     requestlog.init_app(app)
     metrics.init_app(app)
 
-    wsgi = app.wsgi_app
+    wsgi: Any = RequestLimits(app.wsgi_app, settings.max_body_bytes)
     if limiter is None or isinstance(limiter, ratelimit.ProcessWindows):  # else flask-limiter counts
-        wsgi = FastReads(wsgi, app.extensions, app.url_map, limiter)
+        fast = wsgi = FastReads(wsgi, app.extensions, app.url_map, limiter)
+        if settings.database_url.startswith("sqlite:"):
+            # A fast read on a local file never waits on the network: the RSGI front of `serve`
+            # runs it on the event loop instead of handing it to a thread (web/rsgi.py).
+            app.extensions[rsgi.INLINE] = fast.is_fast_read
     app.wsgi_app = DefaultHeaders(wsgi, {**SECURITY_HEADERS, "Cache-Control": "no-store"})  # type: ignore[method-assign]
     return app
+
+
+class RequestLimits:
+    """WSGI middleware: a URI longer than rsgi.MAX_URI_BYTES gets 414; a body of unknown length
+    (chunked) is read here, up to the size limit, and refused whole beyond it (413, Connection:
+    close); the app then sees it with its length. werkzeug enforces MAX_CONTENT_LENGTH only on a
+    declared length, and on a stream of unknown length read only up to the limit, so a valid
+    JSON prefix followed by anything was processed. Under `consent-api serve` the RSGI front
+    (web/rsgi.py) has done both before the app runs; this keeps them under any WSGI server."""
+
+    def __init__(self, wsgi_app, max_bytes: int):
+        self.wsgi_app = wsgi_app
+        self.max_bytes = max_bytes
+
+    def __call__(self, environ, start_response):
+        if len(environ.get("PATH_INFO", "")) + len(environ.get("QUERY_STRING", "")) > rsgi.MAX_URI_BYTES:
+            return self._refuse(rsgi.uri_too_long(), start_response)
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()  # wins over a length
+        if not chunked and (environ.get("CONTENT_LENGTH") or not environ.get("wsgi.input_terminated")):
+            return self.wsgi_app(environ, start_response)
+        body = environ["wsgi.input"].read(self.max_bytes + 1)
+        if len(body) > self.max_bytes:
+            return self._refuse(rsgi.too_large(self.max_bytes), start_response)
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
+        environ.update({"wsgi.input": io.BytesIO(body), "CONTENT_LENGTH": str(len(body)),
+                        "wsgi.input_terminated": True})
+        return self.wsgi_app(environ, start_response)
+
+    @staticmethod
+    def _refuse(refused: rsgi.BodyRefused, start_response):
+        status, headers, problem = refused.answer()
+        start_response(f"{status} {refused.title}", headers)
+        return [problem]
 
 
 class DefaultHeaders:

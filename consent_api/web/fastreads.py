@@ -8,15 +8,18 @@ requests/s. This WSGI layer answers the common case itself and hands everything 
 
 - answered here: a GET of exactly those paths, no query string (so never ?at=), ASCII path, a
   credential that may read the subject, a known subject and purpose, so a 200;
-- handed to Flask: anything else (another route, HEAD, a query string, a missing or wrong
+- handed to Flask: anything else (another route, HEAD, a query string, an Origin header, i.e.
+  a browser's call that needs Flask's CORS headers (web/public.py), a missing or wrong
   credential, an unknown subject or purpose, a store error), so every error keeps its one
   problem+json rendering. What was learnt here travels along (web/auth.py's Handover): the
   caller, or the error that authenticating or answering raised, so Flask neither
   authenticates nor reads again.
 
 The paths are the app's own rules for the endpoints in web/subjects.py's FAST_READS, answered
-by the functions the views call (tests/web/test_fast_reads.py compares the two byte for byte),
-with the same access-log line, request id and metrics.
+by the functions the views call, with the views' headers (tests/web/test_fast_reads.py compares
+the two byte for byte), the same access-log line, request id and metrics. ``is_fast_read`` is
+the same decision asked ahead of time: the RSGI front of `serve` (web/rsgi.py) runs exactly
+these requests on its event loop, and hands every other one, a browser's included, to a thread.
 The rate limit counts the request once: the counted result travels to Flask in the WSGI
 environ when the request is handed over. With a shared rate-limit storage (redis://,
 mongodb://) flask-limiter counts, and this layer stands aside.
@@ -27,7 +30,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from werkzeug.routing import Map
@@ -37,23 +40,34 @@ from consent_api.services import access
 from consent_api.services.deps import Deps
 from consent_api.web import metrics, requestlog
 from consent_api.web.auth import HANDOVER, Handover, parse_bearer
+from consent_api.web.public import SUBJECT_CORS_ENDPOINTS
 from consent_api.web.ratelimit import RATE_COUNTED, ProcessWindows
 from consent_api.web.subjects import FAST_READS
 
 Answer = Callable[..., dict[str, Any]]  # (deps, tenant_id, **the URL's arguments) -> the 200 body
 HEADERS = [("Content-Type", "application/json")]
+# An endpoint that also answers browsers (CORS in web/public.py) varies by Origin, as Flask says.
+BROWSER_HEADERS = [*HEADERS, ("Vary", "Origin")]
 
 
-def routes(url_map: Map) -> list[tuple[re.Pattern[str], str, Answer]]:
-    """(path pattern, the Flask rule, the answer) for every endpoint of FAST_READS in url_map.
+class Route(NamedTuple):
+    pattern: re.Pattern[str]
+    rule: str  # the Flask rule it stands for, as metrics and the access log name it
+    answer: Answer
+    headers: list[tuple[str, str]]
+
+
+def routes(url_map: Map) -> list[Route]:
+    """A Route for every endpoint of FAST_READS in url_map.
 
     A rule's ``<name>`` becomes a group matching what werkzeug's default converter matches: one
     path segment."""
     table = []
     for endpoint, answer in FAST_READS.items():
+        headers = BROWSER_HEADERS if endpoint in SUBJECT_CORS_ENDPOINTS else HEADERS
         for rule in url_map.iter_rules(endpoint):
             pattern = re.sub(r"<(\w+)>", r"(?P<\1>[^/]+)", re.escape(rule.rule))
-            table.append((re.compile(pattern + r"\Z"), rule.rule, answer))
+            table.append(Route(re.compile(pattern + r"\Z"), rule.rule, answer, headers))
     return table
 
 
@@ -63,34 +77,47 @@ class FastReads:
         self.flask_wsgi = flask_wsgi
         self.extensions = extensions  # the app's: deps as the views see them, per request
         self.routes = routes(url_map)
-        self.prefixes = tuple({rule.split("<", 1)[0] for _, rule, _ in self.routes})
+        self.prefixes = tuple({route.rule.split("<", 1)[0] for route in self.routes})
         self.windows = windows
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
-        if environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING"):
+        found = self._route(environ)
+        if found is None:
             return self.flask_wsgi(environ, start_response)
+        route, match = found
+        return self._serve(environ, start_response, route, match.groupdict())
+
+    def is_fast_read(self, environ: dict[str, Any]) -> bool:
+        """Whether this layer would answer the request (given a credential that may): the
+        question the RSGI front asks to run it on the event loop rather than hand it to a thread."""
+        return self._route(environ) is not None
+
+    def _route(self, environ: dict[str, Any]) -> tuple[Route, re.Match[str]] | None:
+        if (environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING")
+                or "HTTP_ORIGIN" in environ):  # a browser's call: Flask adds the CORS headers
+            return None
         path = environ.get("PATH_INFO", "")
         if not path.startswith(self.prefixes) or not path.isascii():
-            return self.flask_wsgi(environ, start_response)
-        for pattern, rule, answer in self.routes:
-            match = pattern.match(path)
+            return None
+        for route in self.routes:
+            match = route.pattern.match(path)
             if match is not None:
-                return self._serve(environ, start_response, rule, answer, match.groupdict())
-        return self.flask_wsgi(environ, start_response)
+                return route, match
+        return None
 
-    def _serve(self, environ: dict[str, Any], start_response: Callable, rule: str, answer: Answer,
+    def _serve(self, environ: dict[str, Any], start_response: Callable, route: Route,
                args: dict[str, str]) -> Iterable[bytes]:
         started = time.perf_counter()
-        answered = self._answer(environ, answer, args)
+        answered = self._answer(environ, route.answer, args)
         if answered is None:
             return self.flask_wsgi(environ, start_response)
         who, body = answered
         rid = requestlog.offered_or_new_id(environ.get("HTTP_X_REQUEST_ID", ""))
-        start_response("200 OK", [*HEADERS, ("Content-Length", str(len(body))),
+        start_response("200 OK", [*route.headers, ("Content-Length", str(len(body))),
                                   (requestlog.REQUEST_ID_HEADER, rid)])
         seconds = time.perf_counter() - started
-        metrics.count_request("GET", rule, 200, seconds)
-        requestlog.access_line("GET", rule, 200, seconds, who, environ.get("REMOTE_ADDR"), rid)
+        metrics.count_request("GET", route.rule, 200, seconds)
+        requestlog.access_line("GET", route.rule, 200, seconds, who, environ.get("REMOTE_ADDR"), rid)
         return [body]
 
     def _answer(self, environ: dict[str, Any], answer: Answer,

@@ -1,7 +1,13 @@
 """Prometheus metrics: HTTP requests per route, consent events by purpose and action, store latency.
 
-Labels stay bounded: ``route`` is the URL rule (``/v1/subjects/<subject_id>/consents``), never
-the path, so no subject id reaches a label; ``purpose`` is a catalog key.
+Every label value comes from a closed set, whatever a client sends: ``method`` is one of the
+methods the API answers or ``OTHER``; ``route`` is the URL rule
+(``/v1/subjects/<subject_id>/consents``), never the path, or ``<unmatched>``; ``status`` is a
+code the app answered with; ``operation`` is a Store method and ``error`` an exception class;
+``action`` is one of the ledger's actions; ``purpose`` is a catalog key, and after
+MAX_PURPOSE_LABELS distinct keys in a process (tenants define purposes) the others count as
+``OTHER``. Each label set costs memory in every worker and a file entry under multiprocess mode
+for as long as the process lives, so no label may take a value from a request.
 
 Several processes answer requests under ``consent-api serve`` (granian workers). serve points
 ``PROMETHEUS_MULTIPROC_DIR`` at an empty directory before they start; prometheus_client then
@@ -33,6 +39,10 @@ from consent_api.store.port import Store
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 UNMATCHED = "<unmatched>"  # 404s and 405s: no rule matched, so no template to name
+OTHER = "OTHER"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+MAX_PURPOSE_LABELS = 500
+_PURPOSES: set[str] = set()
 
 REQUESTS = Counter("consent_api_http_requests_total", "HTTP requests answered, by route template.",
                    ["method", "route", "status"])
@@ -144,7 +154,21 @@ def _timed_stream(name: str, method: Callable) -> Callable:
 def _count_decisions(events: list[dict[str, Any]]) -> None:
     for event in events:
         if event.get("purpose"):
-            DECISIONS.labels(event["purpose"], event["action"]).inc()
+            DECISIONS.labels(_purpose_label(event["purpose"]), event["action"]).inc()
+
+
+def _purpose_label(purpose: str) -> str:
+    if purpose in _PURPOSES:
+        return purpose
+    if len(_PURPOSES) < MAX_PURPOSE_LABELS:
+        _PURPOSES.add(purpose)
+        return purpose
+    return OTHER
+
+
+def method_label(method: str) -> str:
+    """The method as a label: one the API answers, else OTHER."""
+    return method if method in METHODS else OTHER
 
 
 def exposition() -> tuple[bytes, str]:
@@ -169,6 +193,7 @@ _CHILDREN: dict[tuple[str, str, int], tuple[Callable[[], None], Callable[[float]
 
 def count_request(method: str, rule: str, status: int, seconds: float | None) -> None:
     """One answered request: its count, and its duration when known."""
+    method = method_label(method)
     key = (method, rule, status)
     pair = _CHILDREN.get(key)
     if pair is None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import logging
 
-from flask import Flask, Response, current_app
+from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
 
 from consent_api.errors import ConsentApiError, PayloadTooLarge, Unauthorized
 
@@ -64,7 +65,20 @@ def respond(exc: Exception) -> Response:
     return _unexpected(exc)
 
 
+def _redirect_as_problem(response: Response) -> Response:
+    """werkzeug answers a path with doubled slashes (/v1//purposes) with a 308 to the merged
+    path, outside every error handler and with an HTML body; the same redirect, as a problem."""
+    if isinstance(request.routing_exception, RequestRedirect):
+        location = response.headers.get("Location", "")
+        body = {"type": TYPE_BASE + "moved", "title": "Permanent redirect", "status": response.status_code,
+                "detail": f"this resource is at {location}"}
+        response.set_data(json.dumps(body, ensure_ascii=False))
+        response.mimetype = PROBLEM_JSON
+    return response
+
+
 def init_app(app: Flask) -> None:
+    app.after_request(_redirect_as_problem)
     app.register_error_handler(ConsentApiError, from_error)
     app.register_error_handler(HTTPException, _from_http)
     app.register_error_handler(Exception, _unexpected)

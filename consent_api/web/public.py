@@ -4,6 +4,10 @@ CORS lives only here. A response carries Access-Control-Allow-Origin only for an
 registered on a live publishable key, never ``*``; error answers carry it too, so the
 snippet can tell a final 4xx from a network failure. Preflights carry no credentials, so
 they are answered (Flask's automatic OPTIONS) for any registered Origin.
+
+Besides /v1/public/*, a subject's consents (read and record) answer browsers too: a page in
+an app's WebView calls them with the signed-in user's subject token. There the Origin must be
+registered on a publishable key of the token's own tenant; any other credential gets no CORS.
 """
 
 from __future__ import annotations
@@ -15,16 +19,19 @@ from pathlib import Path
 from flask import Blueprint, Response, current_app, g, request
 
 from consent_api.services import public, tenants
-from consent_api.services.access import PUBLISHABLE
+from consent_api.services.access import PUBLISHABLE, SUBJECT
 from consent_api.web import schemas
 from consent_api.web.auth import caller
-from consent_api.web.context import deps, idempotency_key, json_body, request_evidence
-from consent_api.web.idempotency import idempotent
+from consent_api.web.context import deps, json_body, request_evidence
+from consent_api.web.idempotency import claim, idempotent
 from consent_api.web.subjects import recorded_out
 
 bp = Blueprint("public", __name__)
-SNIPPET = Path(__file__).with_name("static") / "consent.js"
+STATIC = Path(__file__).with_name("static")
+SNIPPET = STATIC / "consent.js"
 CORS_HEADERS = "Authorization, Content-Type, Idempotency-Key"
+# The subject-token routes the snippet calls from a WebView (its token mode).
+SUBJECT_CORS_ENDPOINTS = frozenset({"subjects.get_state", "subjects.record_consents"})
 
 
 def _config_for(tenant_id: str, locale: str | None) -> dict:
@@ -42,15 +49,14 @@ def config():
 
 
 @bp.post("/v1/public/consents")
-@idempotent
+@idempotent(201, recorded_out)
 def record():
     """Record a browser's decisions for an anonymous, first-party subject id."""
     tenant_id = caller().require_publishable(request.headers.get("Origin"))
     data = schemas.load(schemas.PublicConsentsIn, json_body())
-    result = public.record_anonymous(
+    return public.record_anonymous(
         deps(), tenant_id, data["subject_id"], data["decisions"], data["policy_version"],
-        data["locale"], request_evidence(gpc=data["gpc"]), idempotency_key())
-    return recorded_out(result), 201
+        data["locale"], request_evidence(gpc=data["gpc"]), claim())
 
 
 @bp.get("/sdk/consent.js")
@@ -66,6 +72,15 @@ def snippet():
                       max_age=300)
 
 
+@bp.get("/sdk/consent-<any(panel, app):part>.js")
+def snippet_part(part: str):
+    """A part of the snippet that it loads only when a page needs it (preferences panel, app mode)."""
+    parts = current_app.extensions.setdefault("consent_api.snippet_parts", {})
+    if part not in parts:
+        parts[part] = (STATIC / f"consent-{part}.js").read_bytes()
+    return _cacheable(parts[part], "application/javascript; charset=utf-8", max_age=3600)
+
+
 def _cacheable(body: bytes, mimetype: str, max_age: int) -> Response:
     etag = hashlib.sha256(body).hexdigest()[:32]
     fresh = etag in request.if_none_match
@@ -78,11 +93,15 @@ def _cacheable(body: bytes, mimetype: str, max_age: int) -> Response:
 
 @bp.after_app_request
 def _cors(response: Response) -> Response:
-    if not request.path.startswith("/v1/public/"):
+    if request.path.startswith("/v1/public/"):
+        allowed = _origin_allowed
+    elif request.endpoint in SUBJECT_CORS_ENDPOINTS:
+        allowed = _subject_origin_allowed
+    else:
         return response
     origin = request.headers.get("Origin")
     response.vary.add("Origin")
-    if not origin or not _origin_allowed(origin.lower()):
+    if not origin or not allowed(origin.lower()):
         return response
     response.headers["Access-Control-Allow-Origin"] = origin
     response.headers["Access-Control-Expose-Headers"] = "ETag, Retry-After, Idempotent-Replayed"
@@ -98,3 +117,10 @@ def _origin_allowed(origin: str) -> bool:
     if principal is not None and principal.kind == PUBLISHABLE:
         return origin in principal.origins
     return tenants.origin_registered(deps(), origin)
+
+
+def _subject_origin_allowed(origin: str) -> bool:
+    principal = g.get("principal")
+    if principal is None:  # a preflight, or a credential refused before it was known
+        return tenants.origin_registered(deps(), origin)
+    return principal.kind == SUBJECT and tenants.origin_registered(deps(), origin, principal.tenant_id)

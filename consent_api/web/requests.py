@@ -27,14 +27,13 @@ def _origin(channel: str | None) -> Origin:
 
 
 @bp.post("/subjects/<subject_id>/requests")
-@idempotent
+@idempotent(201, schemas.request_out)
 def open_request(subject_id: str):
     """Open a rights request (access, copy, correct, delete, withdraw, close_account, explain)."""
     tenant_id = caller().require_subject(Scope.WRITE, subject_id)
     data = schemas.load(schemas.RightsRequestIn, json_body())
-    request = rights.open_request(deps(), tenant_id, subject_id, data["type"], data["details"],
-                                  _origin(data["channel"]), data["channel"])
-    return schemas.request_out(request), 201
+    return rights.open_request(deps(), tenant_id, subject_id, data["type"], data["details"],
+                               _origin(data["channel"]), data["channel"])
 
 
 @bp.get("/subjects/<subject_id>/requests")

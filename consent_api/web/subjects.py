@@ -15,8 +15,8 @@ from consent_api.services.consents import Decision, Recorded, Submission
 from consent_api.services.deps import Deps
 from consent_api.web import schemas
 from consent_api.web.auth import caller, handed_over_error
-from consent_api.web.context import deps, idempotency_key, json_body, request_evidence
-from consent_api.web.idempotency import idempotent
+from consent_api.web.context import deps, json_body, request_evidence
+from consent_api.web.idempotency import claim, idempotent
 from consent_api.web.params import page_args, query_time
 
 bp = Blueprint("subjects", __name__, url_prefix="/v1/subjects")
@@ -28,7 +28,7 @@ def recorded_out(result: Recorded) -> dict:
 
 
 @bp.post("/<subject_id>/consents")
-@idempotent
+@idempotent(201, recorded_out)
 def record_consents(subject_id: str):
     """Record decisions; answers the events, the new state and a signed receipt."""
     tenant_id = caller().require_subject(Scope.WRITE, subject_id)
@@ -37,42 +37,38 @@ def record_consents(subject_id: str):
         decisions=[Decision(**d) for d in data["decisions"]],
         policy_version=data["policy_version"], source=data["source"], locale=data["locale"],
         actor=data["actor"], age_band=data["age_band"], occurred_at=data["occurred_at"],
-        evidence=request_evidence(), idempotency_key=idempotency_key(),
+        evidence=request_evidence(), claim=claim(),
     )
-    return recorded_out(consents.record(deps(), tenant_id, subject_id, submission)), 201
+    return consents.record(deps(), tenant_id, subject_id, submission)
 
 
 @bp.post("/<subject_id>/consents/withdraw-all")
-@idempotent
+@idempotent(200, recorded_out)
 def withdraw_all(subject_id: str):
     """Withdraw every non-essential grant in one call."""
     tenant_id = caller().require_subject(Scope.WRITE, subject_id)
     data = schemas.load(schemas.WithdrawAllIn, json_body())
-    result = consents.withdraw_all(deps(), tenant_id, subject_id, data["source"], data["locale"],
-                                   request_evidence(), idempotency_key())
-    return recorded_out(result), 200
+    return consents.withdraw_all(deps(), tenant_id, subject_id, data["source"], data["locale"],
+                                 request_evidence(), claim())
 
 
 @bp.post("/<subject_id>/links")
-@idempotent
+@idempotent(200, recorded_out)
 def link_anonymous(subject_id: str):
     """Carry an anonymous web visitor's decisions over to this subject (newest per purpose wins)."""
     tenant_id = caller().require_subject(Scope.WRITE, subject_id)
     data = schemas.load(schemas.LinkIn(), json_body())
-    result = links.link(deps(), tenant_id, subject_id, data["anonymous_subject_id"], idempotency_key())
-    return recorded_out(result), 200
+    return links.link(deps(), tenant_id, subject_id, data["anonymous_subject_id"], claim())
 
 
 @bp.post("/<subject_id>/prompts")
-@idempotent
+@idempotent(201, lambda events: {"events": events})
 def record_prompts(subject_id: str):
     """Record that a consent dialog was shown; starts the re-prompt cooldown."""
     tenant_id = caller().require_subject(Scope.WRITE, subject_id)
     data = schemas.load(schemas.PromptsIn, json_body())
-    events = consents.record_prompts(deps(), tenant_id, subject_id, data["purposes"], data["source"],
-                                     data["locale"], request_evidence(), idempotency_key(),
-                                     data["os_permissions"])
-    return {"events": events}, 201
+    return consents.record_prompts(deps(), tenant_id, subject_id, data["purposes"], data["source"],
+                                   data["locale"], request_evidence(), claim(), data["os_permissions"])
 
 
 def state_body(d: Deps, tenant_id: str, subject_id: str, at: datetime | None = None) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import pytest
 from tests.browser.pageops import TIMEOUT_MS
 from tests.support import servers
 from tests.support.api import Api, HttpClient, Tenant
-from tests.support.chromium import chromium
+from tests.support.chromium import CHROMIUM, LAUNCH_ARGS, chromium
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +58,10 @@ class _PageHandler(SimpleHTTPRequestHandler):
     def end_headers(self):
         if self.path.endswith(".html"):
             self.send_header("Cache-Control", "no-store")
+            # Response headers of a page (e.g. its Content-Security-Policy): PAGE.html.headers beside it.
+            extra = Path(self.translate_path(self.path) + ".headers")
+            for line in extra.read_text(encoding="utf-8").splitlines() if extra.is_file() else ():
+                self.send_header(*(part.strip() for part in line.split(":", 1)))
         super().end_headers()
 
     def log_message(self, format, *args):  # quiet: the tests read pages, not access logs
@@ -153,6 +157,16 @@ def shop(make_shop) -> Shop:
 def browser():
     with chromium() as launched:
         yield launched
+
+
+@pytest.fixture(scope="session")
+def launch_chromium(browser):
+    """Another chromium of the same Playwright, with extra command-line switches; close it yourself."""
+
+    def launch(*switches: str):
+        return browser.browser_type.launch(executable_path=CHROMIUM, headless=True, args=[*LAUNCH_ARGS, *switches])
+
+    return launch
 
 
 @pytest.fixture

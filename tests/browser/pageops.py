@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,17 @@ def ready(page) -> None:
     page.wait_for_function("window.ConsentSDK && ConsentSDK.has('necessary')")
 
 
+def wait_until(page, expression: str) -> None:
+    """Wait until expression is true in the page, asked through the DevTools protocol. For
+    pages whose Content-Security-Policy forbids eval: page.wait_for_function evaluates its
+    predicate once that way, but compiles it with eval for every later poll, so under such a
+    policy it fails whenever the condition is not true at once (a loaded machine)."""
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"not true within {TIMEOUT_MS} ms: {expression}"
+        page.wait_for_timeout(20)
+
+
 def subject_id(page) -> str:
     return page.evaluate("ConsentSDK.subjectId()")
 
@@ -52,6 +64,8 @@ def allowed(page, keys=("necessary", "analytics", "ads", "sharing")) -> dict[str
 
 
 def switches(page) -> dict[str, bool]:
+    """The open panel's switches (the panel loads on demand: this waits for it)."""
+    page.locator(PANEL).wait_for()
     return page.evaluate(
         "() => Object.fromEntries([...document.querySelectorAll('#consent-sdk [role=switch]')]"
         ".map(s => [s.name, s.checked]))")

@@ -4,11 +4,16 @@
   (wrong type, unknown field, length, pattern...) means openapi.yaml accepts what the server
   does not: the document is looser than the code.
 - ``map_case``: now and then point positive cases at the seeded subject, the tenant's real
-  purposes and its policy version, so they get past the catalog rules and exercise the ledger.
+  purposes and its policy version, so they get past the catalog rules and exercise the ledger;
+  and turn a share of the negative cases hostile (``hostile``): shapes schemathesis does not
+  generate by itself, which once reached a store or an encoder as a 500 (a lone UTF-16
+  surrogate or a NUL in a string, nesting past the parser's limit, cursors beyond 64 bits or
+  decoding to broken text).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import random
@@ -44,13 +49,86 @@ def refused_by_shape(ctx, response, case: Case):
     return None
 
 
+def _cursor(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+HOSTILE_STRINGS = ("\ud800", "x\udfff", "\x00", "a\x00b", "\ud83d")
+HOSTILE_CURSORS = (_cursor(str(2**64).encode()), _cursor(str(2**63).encode()), _cursor(b'"\\ud800"'),
+                   _cursor(b"\xff\xfe"), _cursor(b"NaN"), _cursor(b"[" * 200), "A" * 3000)
+
+
+def _nested(depth: int) -> object:
+    value: object = "deep"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def _spoil_strings(value: object) -> object:
+    """The document with a hostile string put into (or in place of) one of its strings."""
+    if isinstance(value, str):
+        return random.choice((value + random.choice(HOSTILE_STRINGS), random.choice(HOSTILE_STRINGS)))
+    if isinstance(value, list) and value:
+        i = random.randrange(len(value))
+        return [_spoil_strings(v) if n == i else v for n, v in enumerate(value)]
+    if isinstance(value, dict) and value:
+        name = random.choice(list(value))
+        return {k: _spoil_strings(v) if k == name else v for k, v in value.items()}
+    return value
+
+
+# Bodies to send instead of the generated one, by case id. They go out as raw text through
+# before_call: a lone surrogate inside case.body would crash schemathesis's own revalidation of
+# the case (its validator encodes strings as UTF-8) before the request is ever sent.
+_RAW_BODIES: dict[int, bytes] = {}
+
+
+def hostile(case: Case) -> Case:
+    """One hostile shape in the body, a path parameter or the cursor."""
+    targets = []
+    if isinstance(case.body, dict | list):
+        targets += ["string", "nesting", "name"]
+    if isinstance(case.path_parameters, dict) and case.path_parameters:
+        targets.append("path")
+    if isinstance(case.query, dict) and "cursor" in case.query:
+        targets.append("cursor")
+    if not targets:
+        return case
+    target = random.choice(targets)
+    if target == "string":
+        _RAW_BODIES[case.id] = json.dumps(_spoil_strings(case.body)).encode("ascii")
+    elif target == "nesting":
+        deep = _nested(random.choice((33, 100, 400)))
+        document = {**case.body, "decisions": deep} if isinstance(case.body, dict) else deep
+        _RAW_BODIES[case.id] = json.dumps(document).encode("ascii")
+    elif target == "name" and isinstance(case.body, dict):
+        _RAW_BODIES[case.id] = json.dumps({**case.body, "\ud800": 1}).encode("ascii")
+    elif target == "path":
+        name = random.choice(list(case.path_parameters))
+        case.path_parameters[name] = str(case.path_parameters[name]) + random.choice(("\x00", "%00"))
+    elif target == "cursor":
+        case.query["cursor"] = random.choice(HOSTILE_CURSORS)
+    return case
+
+
+@schemathesis.hook
+def before_call(ctx, case: Case, kwargs) -> None:
+    raw = _RAW_BODIES.pop(case.id, None)
+    if raw is not None:
+        kwargs["data"] = raw  # still sent as application/json: the case's body stays a JSON document
+
+
 @schemathesis.hook
 def map_case(ctx, case: Case) -> Case:
     """Half of the positive cases name the seeded subject, real purposes and the published
     policy, so they get past the catalog rules and reach the ledger. Negative cases stay as
-    generated: replacing their values could make them valid."""
+    generated (replacing their values could make them valid), but a third of them turn
+    hostile: they stay invalid, and must be refused with a 4xx like any other."""
     meta = case.meta
-    if meta is None or not meta.generation.mode.is_positive or random.random() < 0.5:
+    if meta is not None and not meta.generation.mode.is_positive:
+        return hostile(case) if random.random() < 0.35 else case
+    if meta is None or random.random() < 0.5:
         return case
     params = case.path_parameters
     if isinstance(params, dict):

@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,28 +17,6 @@ from tests.support import servers
 from tests.support.api import OPERATOR_TOKEN
 
 BATCH = 16
-
-
-def read_response(conn: socket.socket) -> bytes:
-    """One HTTP/1.1 response with a Content-Length body, read whole off a kept-alive connection."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(65536)
-        assert chunk, f"connection closed after {data!r}"
-        data += chunk
-    head, _, rest = data.partition(b"\r\n\r\n")
-    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                  if line.lower().startswith(b"content-length:"))
-    while len(rest) < length:
-        chunk = conn.recv(65536)
-        assert chunk, "connection closed mid-body"
-        rest += chunk
-    return head + b"\r\n\r\n" + rest
-
-
-def scrape(server) -> str:
-    with urllib.request.urlopen(server.url + "/metrics", timeout=10) as response:
-        return response.read().decode()
 
 
 def healthz_total(text: str) -> float:
@@ -67,7 +44,7 @@ def test_metrics_add_up_every_worker_and_each_request_is_one_json_line(tmp_path)
         assert len(workers_counting(metrics_dir)) == 2, "the requests never reached the second worker"
 
         # whichever worker answers the scrape reports every worker's requests
-        assert [healthz_total(scrape(server)) for _ in range(4)] == [float(sent)] * 4
+        assert [healthz_total(servers.scrape(server)) for _ in range(4)] == [float(sent)] * 4
     finally:
         server.stop()
 
@@ -91,14 +68,14 @@ def test_sigterm_lets_a_request_in_flight_finish(tmp_path):
     try:
         with socket.create_connection(("127.0.0.1", server.port), timeout=30) as conn:
             conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            assert read_response(conn).startswith(b"HTTP/1.1 200")  # a worker holds this connection
+            assert servers.read_response(conn).startswith(b"HTTP/1.1 200")  # a worker holds this connection
             conn.sendall(head)  # a request begins ...
             assert conn.recv(64) == b"HTTP/1.1 100 Continue\r\n\r\n"
             conn.sendall(body[:5])
 
             server.process.send_signal(signal.SIGTERM)  # ... the orchestrator stops the container ...
             conn.sendall(body[5:])  # ... and the request still completes
-            answer = read_response(conn)
+            answer = servers.read_response(conn)
         assert answer.startswith(b"HTTP/1.1 201"), answer[:200]
         assert server.process.wait(timeout=30) == 0
     finally:

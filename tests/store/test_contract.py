@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -12,7 +13,7 @@ from consent_api.domain.ledger import ZERO_HASH, seal, verify_chain
 from consent_api.domain.model import Action, PurposeRecord, SubjectRecord
 from consent_api.domain.projection import project
 from consent_api.errors import Conflict
-from consent_api.store.port import Chain, ExportCursor, ExportFilter
+from consent_api.store.port import Answer, Chain, ExportCursor, ExportFilter
 from tests.store.drafts import (
     api_key,
     append,
@@ -287,6 +288,24 @@ def test_erasure_removes_the_subject_and_keeps_the_proof(store):
     assert verify_chain(events) == (3, None)
     assert store.claim_idempotency_key("t1", "key-a", "idem-1", "hash-3", fresh(2)) is None
     assert store.claim_idempotency_key("t1", "key-a", "idem-other", "hash-3", fresh(2)) is not None
+
+
+def test_erasure_forgets_every_idempotency_record_about_the_subject(store):
+    """Claims made for requests about the subject go too, finished or not, with or without a
+    subject_ref: their scope (a subject token's) or answer (one that wrote nothing) holds the id."""
+    append(store, "t1", "u1", draft("push"))
+    store.claim_idempotency_key("t1", "stk_1:u1", "running", "h", fresh(), subject_id="u1")
+    store.claim_idempotency_key("t1", "key-a", "wrote-nothing", "h", fresh(), subject_id="u1")
+    store.complete_idempotency_key("t1", "key-a", "wrote-nothing", 200, '{"state": {"subject_id": "u1"}}', None)
+    store.claim_idempotency_key("t1", "key-a", "about-u2", "h", fresh(), subject_id="u2")
+    store.claim_idempotency_key("t2", "key-b", "other-tenant", "h", fresh(), subject_id="u1")
+
+    append(store, "t1", "u1", draft(None, "erase", minutes=1), erase=True)
+
+    assert store.claim_idempotency_key("t1", "stk_1:u1", "running", "h2", fresh(1)) is None
+    assert store.claim_idempotency_key("t1", "key-a", "wrote-nothing", "h2", fresh(1)) is None
+    assert store.claim_idempotency_key("t1", "key-a", "about-u2", "h2", fresh(1)) is not None
+    assert store.claim_idempotency_key("t2", "key-b", "other-tenant", "h2", fresh(1)) is not None
 
 
 def test_a_returning_subject_gets_a_new_ref_and_a_new_chain(store):
@@ -577,6 +596,50 @@ def test_an_idempotency_key_can_be_kept_longer(store):
     assert store.claim_idempotency_key("t1", "k1", "idem", "x", fresh(48 * 60)) is None
 
 
+def reported(record: SubjectRecord, events: list[dict]) -> tuple[int, str]:
+    """An answer naming the events it reports and the record's head."""
+    return 201, json.dumps({"events": [e["event_id"] for e in events], "seq": record.seq})
+
+
+def test_an_answer_kept_with_the_events_is_the_one_replayed(store):
+    """A store either commits the answer with the events (Appended.answer) or leaves it to
+    complete_idempotency_key; an answer it commits is what a replay gets, byte for byte."""
+    store.claim_idempotency_key("t1", "k1", "idem", "h", fresh())
+    appended = store.append("t1", "u1", plan_of(draft("push", idempotency_key="idem"), draft("sms")),
+                            answer=Answer("k1", "idem", reported))
+    if appended.answer is None:
+        store.complete_idempotency_key("t1", "k1", "idem", *reported(appended.record, appended.events),
+                                       appended.record.subject_ref)
+    else:
+        assert appended.answer == reported(appended.record, appended.events)
+    replay = store.claim_idempotency_key("t1", "k1", "idem", "h", fresh(1))
+    assert (replay.status, replay.body) == reported(appended.record, appended.events)
+    assert json.loads(replay.body) == {"events": event_ids(appended.events), "seq": 2}
+
+
+def test_a_resumed_request_counts_what_its_dead_attempt_wrote(store):
+    """A retry after an attempt that wrote and died: its events are found by idempotency_key
+    (those recorded since the claim), the plan's drafts for their purposes are left out, and
+    the answer reports them."""
+    append(store, "t1", "u1", draft("push", idempotency_key="idem", minutes=-5))  # same key, before the claim
+    dead = append(store, "t1", "u1", draft("push", idempotency_key="idem", minutes=1),
+                  draft("sms", idempotency_key="other", minutes=1)).events[:1]
+    store.claim_idempotency_key("t1", "k1", "idem", "h", fresh())
+
+    again = store.append("t1", "u1", plan_of(draft("push", idempotency_key="idem", minutes=2)),
+                         answer=Answer("k1", "idem", reported, resumes=at(0)))
+    assert event_ids(again.events) == event_ids(dead)
+    assert again.record.seq == 3, "nothing written again"
+
+    more = store.append("t1", "u1", plan_of(draft("push", idempotency_key="idem", minutes=2),
+                                            draft("location", idempotency_key="idem", minutes=2)),
+                        answer=Answer("k1", "idem", reported, resumes=at(0)))
+    assert [e["purpose"] for e in more.events] == ["push", "location"], "the rest of the request is written"
+    assert more.record.seq == 4
+    if more.answer is not None:
+        assert json.loads(more.answer[1])["events"] == event_ids(more.events)
+
+
 # --- tenant isolation ------------------------------------------------------------------------------
 
 def test_tenants_never_see_each_others_data(store):
@@ -651,5 +714,8 @@ def test_publishable_origins_are_known_until_revoked(store):
     store.add_api_key(key)
     assert store.publishable_origin_known("https://shop.example.com")
     assert not store.publishable_origin_known("https://evil.example.net")
+    assert store.publishable_origin_known("https://shop.example.com", tenant_id="t1")
+    assert not store.publishable_origin_known("https://shop.example.com", tenant_id="t2")
     store.revoke_api_key("t1", "key_web", at)
     assert not store.publishable_origin_known("https://shop.example.com")
+    assert not store.publishable_origin_known("https://shop.example.com", tenant_id="t1")

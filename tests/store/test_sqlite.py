@@ -10,6 +10,7 @@ import pytest
 from consent_api.errors import Unavailable
 from consent_api.store.port import ExportFilter
 from consent_api.store.sqlite import PAGE_SIZE, PURGE_BATCH, SCHEMA_VERSION, SQLiteStore
+from consent_api.store.sqlite.schema import MIGRATIONS
 from tests.store.drafts import append, at, draft, tenant, ts
 
 
@@ -52,6 +53,19 @@ def test_every_connection_syncs_fully(tmp_path):
     assert seen == [2, 2]  # 2 = FULL: an acknowledged commit survives a power loss
 
 
+def test_every_connection_overwrites_what_it_deletes(tmp_path):
+    """An erased subject's rows are zeroed in the file, not left in free space, whatever the
+    SQLite build's default (Debian's is on; others' is off)."""
+    store = SQLiteStore(str(tmp_path / "consent.db"))
+    writer = store._writer_connection()
+    try:
+        for conn in (store._conn(), writer):
+            assert conn.execute("PRAGMA secure_delete").fetchone()[0] == 1
+    finally:
+        writer.close()
+        store.close()
+
+
 def test_the_schema_version_is_recorded_and_kept(tmp_path):
     path = str(tmp_path / "consent.db")
     assert SQLiteStore(path).schema_version() == SCHEMA_VERSION
@@ -88,25 +102,18 @@ def test_a_version_1_file_is_upgraded_on_opening_and_its_records_get_an_expiry(t
 
     store = SQLiteStore(path)
 
-    assert store.schema_version() == SCHEMA_VERSION == 7
+    assert sorted(MIGRATIONS) == list(range(2, SCHEMA_VERSION + 1))  # one step per version, none missing
+    assert store.schema_version() == SCHEMA_VERSION
     assert store.migrate() == [
         "upgraded to schema version 2: idempotency records expire (DESIGN.md §8 keeps them at "
         "least 24 h, not forever).",
-        "upgraded to schema version 3: version counters, so every worker knows when its cached "
-        "catalog or keys went stale.",
-        "upgraded to schema version 4: events stored in the order they were recorded, so the audit "
-        "export reads the file in order.",
-        "upgraded to schema version 5: page sessions and one-time privacy-center links, for the "
-        "server-rendered pages.",
-        "upgraded to schema version 6: rights requests with their deadlines, and tenant settings.",
-        "upgraded to schema version 7: per-day counters for GET /v1/stats, counted from the ledger "
-        "already there.",
-        f"SQLite {path}: schema version 7"]
+        *[f"upgraded to schema version {v}: {MIGRATIONS[v].message}" for v in range(3, SCHEMA_VERSION + 1)],
+        f"SQLite {path}: schema version {SCHEMA_VERSION}"]
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT expires_at FROM idempotency").fetchall() == [(ts(24 * 60),)]
+        assert conn.execute("SELECT expires_at, subject_id FROM idempotency").fetchall() == [(ts(24 * 60), None)]
     assert store.claim_idempotency_key("t1", "k1", "old", "h", at(60)).status == 201
-    assert store.claim_idempotency_key("t1", "k1", "old", "h", at(24 * 60)) is None
-    assert SQLiteStore(path).migrate() == [f"SQLite {path}: schema version 7"]
+    assert store.claim_idempotency_key("t1", "k1", "old", "h", at(24 * 60), subject_id="u1") is None
+    assert SQLiteStore(path).migrate() == [f"SQLite {path}: schema version {SCHEMA_VERSION}"]
 
 
 def test_an_older_file_gets_its_events_rewritten_in_time_order(tmp_path):

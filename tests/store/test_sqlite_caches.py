@@ -1,6 +1,7 @@
 """SQLiteStore's per-process caches of API keys and the catalog. Two stores on one file stand
-for two worker processes: what one changes, the other sees within VERSION_CHECK_S (new
-purposes and keys at once); what a store changes itself, it sees at once."""
+for two worker processes: a catalog change made by one, the other sees within VERSION_CHECK_S
+(new purposes at once); credentials (new keys, revocations) at once, since the credentials
+counter is read on every key lookup; what a store changes itself, it sees at once."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from dataclasses import replace
 
 import pytest
 
-from consent_api.store.sqlite import VERSION_CHECK_S, SQLiteStore
+from consent_api.domain.model import SubjectTokenKey
+from consent_api.store.sqlite import VERSION_CHECK_S, SQLiteStore, connection
 from tests.store.drafts import api_key, at, policy, purpose, tenant
 
 
@@ -27,15 +29,31 @@ def after_the_version_check() -> None:
     time.sleep(VERSION_CHECK_S * 1.5)
 
 
-def test_a_revocation_in_another_process_takes_effect_within_the_version_check(two_workers):
+@pytest.fixture
+def long_version_memo(monkeypatch):
+    """However long the version memo lasts, a revocation must not wait for it."""
+    monkeypatch.setattr(connection, "VERSION_CHECK_S", 3600.0)
+
+
+@pytest.mark.usefixtures("long_version_memo")
+def test_a_revocation_in_another_process_takes_effect_at_once(two_workers):
     first, second = two_workers
     first.add_api_key(api_key("k1", key_hash="h1"))
-    assert second.find_api_key("h1").revoked_at is None  # now cached by the second worker
+    for _ in range(3):
+        assert second.find_api_key("h1").revoked_at is None  # cached by the second worker
 
     first.revoke_api_key("t1", "k1", at(5))
-    assert first.find_api_key("h1").revoked_at == at(5)  # the revoking worker: at once
-    after_the_version_check()
     assert second.find_api_key("h1").revoked_at == at(5)
+    assert first.find_api_key("h1").revoked_at == at(5)
+
+
+@pytest.mark.usefixtures("long_version_memo")
+def test_a_revoked_subject_token_key_stops_at_once_too(two_workers):
+    first, second = two_workers
+    first.add_subject_token_key(SubjectTokenKey("stk_1", "t1", "HS256", "secret", at(0)))
+    assert second.find_subject_token_key("stk_1").revoked_at is None
+    first.revoke_subject_token_key("t1", "stk_1", at(5))
+    assert second.find_subject_token_key("stk_1").revoked_at == at(5)
 
 
 def test_a_new_key_works_at_once_everywhere(two_workers):

@@ -11,6 +11,20 @@ from consent_api.store.sqlite.schema import MIGRATIONS
 from tests.store.drafts import append, draft, purpose, tenant
 
 COUNTERS_VERSION = next(m.version for m in MIGRATIONS.values() if "per-day counters" in m.message)
+# What each later migration added, taken away again, so a file can be put back as the version
+# before the counters left it.
+LATER = {
+    8: ("DROP INDEX idempotency_subject_id", "ALTER TABLE idempotency DROP COLUMN subject_id"),
+}
+
+
+def as_before_the_counters(conn: sqlite3.Connection) -> None:
+    assert sorted(LATER) == [v for v in sorted(MIGRATIONS) if v > COUNTERS_VERSION]
+    for version in sorted(LATER, reverse=True):
+        for statement in LATER[version]:
+            conn.execute(statement)
+    conn.execute("DROP TABLE daily_counts")
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(COUNTERS_VERSION - 1),))
 
 
 def test_a_file_from_before_the_counters_gets_its_counters_counted_from_the_ledger(tmp_path):
@@ -24,9 +38,8 @@ def test_a_file_from_before_the_counters_gets_its_counters_counted_from_the_ledg
     append(store, "t1", "u1", draft(None, "erase", minutes=60), erase=True)
     expected = {t: stats.stored(store, t) for t in ("t1", "t2")}
     store.close()
-    with sqlite3.connect(path) as conn:  # as the version before the counters left it
-        conn.execute("DROP TABLE daily_counts")
-        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(COUNTERS_VERSION - 1),))
+    with sqlite3.connect(path) as conn:
+        as_before_the_counters(conn)
 
     reopened = SQLiteStore(path)
 

@@ -162,9 +162,10 @@ class Tenant(Verbs):
         self.stk_kid, self.stk_secret = stk["kid"], stk["secret"]
         return self
 
-    def subject_token(self, subject_id: str, lifetime_s: int = 600) -> str:
-        """A subject token as the tenant's backend signs it (HS256, header kid), at the server's time."""
-        iat = int(self.api.clock().timestamp())
+    def subject_token(self, subject_id: str, lifetime_s: int = 600, iat: int | None = None) -> str:
+        """A subject token as the tenant's backend signs it (HS256, header kid), issued at iat
+        (default: the server's time)."""
+        iat = int(self.api.clock().timestamp()) if iat is None else iat
         return jwt.encode({"sub": subject_id, "iat": iat, "exp": iat + lifetime_s},
                           self.stk_secret.encode("utf-8"), algorithm="HS256", headers={"kid": self.stk_kid})
 

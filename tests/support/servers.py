@@ -51,6 +51,11 @@ class Server:
     def api(self) -> Api:
         return Api(HttpClient(self.url))
 
+    def connect(self, timeout_s: float = 10) -> socket.socket:
+        """A raw TCP connection, for what urllib cannot send: chunked or trickled bodies,
+        pipelined requests, made-up methods."""
+        return socket.create_connection(("127.0.0.1", self.port), timeout=timeout_s)
+
     def pids(self) -> list[int]:
         """Every live process of the server's process group (granian's main and workers)."""
         found = []
@@ -129,6 +134,29 @@ class Server:
 
     def tail(self, chars: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-chars:]
+
+
+def read_response(conn: socket.socket) -> bytes:
+    """One HTTP/1.1 response with a Content-Length body, read whole off a kept-alive connection."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        assert chunk, f"connection closed after {data!r}"
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
+    while len(rest) < length:
+        chunk = conn.recv(65536)
+        assert chunk, "connection closed mid-body"
+        rest += chunk
+    return head + b"\r\n\r\n" + rest
+
+
+def scrape(server: Server) -> str:
+    """The server's /metrics text."""
+    with urllib.request.urlopen(server.url + "/metrics", timeout=10) as response:
+        return response.read().decode()
 
 
 def start(name: str, argv: list[str], workdir: Path, *, port: int | None = None, workers: int = 1,

@@ -196,6 +196,7 @@ def test_every_operation_answers_as_documented(api, operator, app_tenant):
     api.post(f"{path}-2/links", json={"anonymous_subject_id": "u-1"}, token=t.writer, expect=422)
     api.get("/sdk/consent.js", expect=200)
     api.get(f"/sdk/consent.js?key={t.publishable}", expect=200)
+    api.get("/sdk/consent-panel.js?v=0123456789", expect=200)
 
     # --- ops -------------------------------------------------------------------------------
     api.get("/healthz", expect=200)

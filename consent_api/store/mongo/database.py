@@ -48,6 +48,10 @@ INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
      {"name": "tenant_id_scope_key", "unique": True}),
     ("idempotency", [("tenant_id", ASCENDING), ("subject_ref", ASCENDING)],
      {"name": "tenant_id_subject_ref"}),
+    # an erasure deletes the records of requests about the subject (their scope or answer may
+    # hold its id) by subject_id too: an answer that wrote nothing names no subject_ref
+    ("idempotency", [("tenant_id", ASCENDING), ("subject_id", ASCENDING)],
+     {"name": "tenant_id_subject_id", "partialFilterExpression": {"subject_id": {"$type": "string"}}}),
     # MongoDB's TTL monitor deletes a record once expires_at has passed (it runs every 60 s;
     # claim_idempotency_key ignores expired records it finds before then).
     ("idempotency", [("expires_at", ASCENDING)], {"name": "expires_at", "expireAfterSeconds": 0}),

@@ -20,7 +20,7 @@ from consent_api.store import records
 from consent_api.store.mongo import daily
 from consent_api.store.mongo.database import Database
 from consent_api.store.mongo.documents import NO_ID, event_doc, record_from, subject_doc
-from consent_api.store.port import Chain, DailyCounts, ExportFilter
+from consent_api.store.port import Answer, Chain, DailyCounts, ExportFilter
 
 EXPORT_ORDER = [("recorded_at", ASCENDING), ("seq", ASCENDING), ("event_id", ASCENDING)]
 EXPORT_BATCH = 1000  # events per subject_id look-up while exporting
@@ -74,7 +74,8 @@ class Ledger(Database):
                         events: list[dict[str, Any]]) -> None:
         before = self._subjects.find_one_and_delete(
             {"tenant_id": tenant_id, "subject_id": subject_id, "subject_ref": subject_ref}, projection=NO_ID)
-        self._idempotency.delete_many({"tenant_id": tenant_id, "subject_ref": subject_ref})
+        for about in ({"subject_ref": subject_ref}, {"subject_id": subject_id}):  # each on its index
+            self._idempotency.delete_many({"tenant_id": tenant_id, **about})
         self._count_past(tenant_id, before, events)
 
     def _count_past(self, tenant_id: str, before: dict[str, Any] | None, events: list[dict[str, Any]]) -> None:
@@ -144,9 +145,13 @@ class Ledger(Database):
         return self._load(tenant_id, subject_id)
 
     def write_sealed(self, tenant_id: str, subject_id: str, sealed: Sealed, reseal: Reseal, *,
-                     erase: bool = False) -> Stored:
+                     erase: bool = False, answer: Answer | None = None) -> Stored:
         """Steps 1-3 of the module docstring. Losing the head to a concurrent writer answers the
-        newer head after the events that made it in (they are evidence, and stay)."""
+        newer head after the events that made it in (they are evidence, and stay).
+
+        An idempotent request's answer is not written here: without a transaction around both,
+        complete_idempotency_key stores it after the events, and a retry after a crash in
+        between finds the events by their idempotency_key (Store.append's ``resumes``)."""
         base = sealed.base
         if base.seq == 0 and not self._create_subject(tenant_id, base):
             current = self._load(tenant_id, subject_id)  # a concurrent writer created it

@@ -75,8 +75,10 @@ class MongoStore(Ledger, Store):
         doc = self._revoke(self._api_keys, {"tenant_id": tenant_id, "id": key_id}, at)
         return records.api_key_from(doc) if doc else None
 
-    def publishable_origin_known(self, origin: str) -> bool:
-        query = {"type": "publishable", "origins": origin, "revoked_at": None}
+    def publishable_origin_known(self, origin: str, tenant_id: str | None = None) -> bool:
+        query: dict[str, Any] = {"type": "publishable", "origins": origin, "revoked_at": None}
+        if tenant_id is not None:
+            query["tenant_id"] = tenant_id
         return self._api_keys.find_one(query, {"_id": 1}) is not None
 
     def add_subject_token_key(self, key: SubjectTokenKey) -> None:
@@ -148,12 +150,13 @@ class MongoStore(Ledger, Store):
 
     # --- idempotency -------------------------------------------------------------------------
     def claim_idempotency_key(self, tenant_id: str, scope: str, key: str, request_hash: str,
-                              now: datetime, ttl: timedelta = IDEMPOTENCY_TTL) -> IdempotencyRecord | None:
+                              now: datetime, ttl: timedelta = IDEMPOTENCY_TTL, *,
+                              subject_id: str | None = None) -> IdempotencyRecord | None:
         query = {"tenant_id": tenant_id, "scope": scope, "key": key}
         for _ in range(MAX_ATTEMPTS):
             try:
                 self._idempotency.insert_one({**query, "request_hash": request_hash, "status": None,
-                                              "body": None, "subject_ref": None,
+                                              "body": None, "subject_ref": None, "subject_id": subject_id,
                                               "created_at": format_ts(now), "expires_at": now + ttl})
                 return None
             except DuplicateKeyError:

@@ -6,7 +6,10 @@ An append was sealed on a snapshot of its subject's row. If the row is still tha
 commit time its rows are written as they are; if another write changed it since (in an earlier
 transaction, or earlier in this batch), the append is planned and sealed again on the current
 record through its ``reseal`` (domain/appending.py) inside the transaction, and fails alone if
-its plan refuses. So every append of a batch shares its transaction and its fsync.
+its plan refuses. So every append of a batch shares its transaction and its fsync. An
+idempotent request's answer, rendered from the events as sealed (again when they are sealed
+again), is written to its idempotency record in the same transaction: a crash leaves either
+both or neither.
 """
 
 from __future__ import annotations
@@ -20,9 +23,12 @@ from consent_api.domain import daily
 from consent_api.domain.appending import Reseal, Sealed, Stored
 from consent_api.domain.model import SubjectRecord
 from consent_api.domain.projection import DECISIONS
+from consent_api.store.port import Answer
 from consent_api.store.sqlite import daily as daily_rows
 from consent_api.store.sqlite.group_commit import Failed
 from consent_api.store.sqlite.rows import (
+    ANSWER,
+    FORGET_ANSWERS,
     GRANT,
     INSERT_EVENT,
     SAVE_SUBJECT,
@@ -58,12 +64,19 @@ class Append:
     grants: dict[str, bool]  # purpose -> granted now, for the purposes these events decided
     validity: daily.Validity  # the tenant's purposes' validity_days, for the per-day counters
     counts: daily.Tally  # what these events add to them
+    answer: Answer | None  # an idempotent request's, rendered into answer_row
+    answer_row: tuple | None  # rows.ANSWER's arguments
 
     @classmethod
     def of(cls, tenant_id: str, subject_id: str, sealed: Sealed, reseal: Reseal, erase: bool,
-           validity: daily.Validity) -> Append:
-        """Serialise in the caller's thread, so the writer thread only runs statements."""
+           validity: daily.Validity, answer: Answer | None = None) -> Append:
+        """Serialise (and render the answer) in the caller's thread, so the writer thread only
+        runs statements; again in the writer's only when the append is sealed again there."""
         base, updated = sealed.base, sealed.record
+        answer_row = None
+        if answer is not None:
+            status, body = answer.render(updated, sealed.events)
+            answer_row = (status, body, updated.subject_ref, tenant_id, answer.scope, answer.key)
         return cls(
             tenant_id, subject_id, erase, reseal, sealed,
             expected=subject_row(tenant_id, base)[1:] if base.seq else None,
@@ -72,7 +85,12 @@ class Append:
             grants=granted(updated, {e["purpose"] for e in sealed.events if e["action"] in DECISIONS}),
             validity=validity,
             counts=daily.tally(base, sealed.events, validity),
+            answer=answer, answer_row=answer_row,
         )
+
+    def stored(self) -> Stored:
+        return Stored(self.sealed.events, self.sealed.record,
+                      answer=self.answer_row[:2] if self.answer_row else None)
 
 
 class Rows:
@@ -83,6 +101,7 @@ class Rows:
         self.subjects: dict[tuple[str, str], tuple] = {}  # the last record of each subject wins
         self.grants: dict[tuple[str, str, str], bool] = {}  # and the last grant state
         self.counts: dict[str, daily.Tally] = {}  # per tenant, summed over the batch
+        self.answers: list[tuple] = []
 
     def count(self, a: Append) -> None:
         daily.merge(self.counts.setdefault(a.tenant_id, {}), a.counts)
@@ -92,6 +111,8 @@ class Rows:
         self.subjects[(a.tenant_id, a.subject_id)] = a.subject_row
         for purpose, on in a.grants.items():
             self.grants[(a.tenant_id, purpose, a.subject_id)] = on
+        if a.answer_row is not None:
+            self.answers.append(a.answer_row)
 
     def flush(self, conn: sqlite3.Connection) -> None:
         if self.events:
@@ -102,7 +123,9 @@ class Rows:
         conn.executemany(UNGRANT, [key for key, on in self.grants.items() if not on])
         daily_rows.add(conn, [row for tenant_id, counts in self.counts.items()
                               for row in daily_rows.rows_of(tenant_id, counts)])
-        self.events, self.subjects, self.grants, self.counts = [], {}, {}, {}
+        if self.answers:
+            conn.executemany(ANSWER, self.answers)
+        self.events, self.subjects, self.grants, self.counts, self.answers = [], {}, {}, {}, []
 
 
 def apply(conn: sqlite3.Connection, payloads: list[Write | Append]) -> list[Any]:
@@ -145,7 +168,7 @@ def apply_appends(conn: sqlite3.Connection, appends: list[Append]) -> list[Store
         if key in changed or rows.get(key) != a.expected:
             head = changed[key] if key in changed else (record_from(rows[key]) if key in rows else None)
             try:
-                a = Append.of(a.tenant_id, a.subject_id, a.reseal(head), a.reseal, a.erase, a.validity)
+                a = Append.of(a.tenant_id, a.subject_id, a.reseal(head), a.reseal, a.erase, a.validity, a.answer)
             except Exception as exc:
                 outcomes.append(Failed(exc))
                 continue
@@ -154,14 +177,16 @@ def apply_appends(conn: sqlite3.Connection, appends: list[Append]) -> list[Store
             conn.executemany(INSERT_EVENT, a.event_rows)
             conn.execute("DELETE FROM subjects WHERE tenant_id = ? AND subject_id = ?", key)
             conn.execute("DELETE FROM grants WHERE tenant_id = ? AND subject_id = ?", key)
-            conn.execute("DELETE FROM idempotency WHERE tenant_id = ? AND subject_ref = ?",
-                         (a.tenant_id, a.sealed.base.subject_ref))
+            for forget, about in zip(FORGET_ANSWERS, (a.sealed.base.subject_ref, a.subject_id), strict=True):
+                conn.execute(forget, (a.tenant_id, about))
             changed[key] = None
         elif a.sealed.events:
             pending.add(a)
             changed[key] = a.sealed.record
+        elif a.answer_row is not None:  # sealed again on a head that left nothing to write
+            pending.answers.append(a.answer_row)
         if a.sealed.events:
             pending.count(a)
-        outcomes.append(Stored(a.sealed.events, a.sealed.record))
+        outcomes.append(a.stored())
     pending.flush(conn)
     return outcomes

@@ -34,9 +34,10 @@ PAGE_SIZE = 8192
 MMAP_BYTES = 2147418112
 # Per-process caches (the catalog, API keys) serve while a counter in table ``versions`` is
 # unchanged; every change to what they hold bumps it in the same transaction. This process sees
-# its own changes at once; a change made by another process (another worker, the CLI) shows
-# within VERSION_CHECK_S, the longest a counter read is reused, which keeps the hot path at one
-# query (the subject) instead of four.
+# its own changes at once; a catalog change made by another process (another worker, the CLI)
+# shows within VERSION_CHECK_S, the longest a counter read is reused, which keeps the hot path
+# at two queries (credentials counter, subject) instead of four. The credentials counter is
+# read on every key lookup, so a revocation is never served from the memo.
 VERSION_CHECK_S = 0.1
 
 
@@ -53,6 +54,9 @@ def connect(path: str, *, timeout_s: float = 30.0, synchronous: str = "FULL") ->
         conn.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
+    # Deleted rows are overwritten with zeros, not left in free space: an erased subject's id
+    # must not stay readable in the file (the log is truncated after an erasure, ledger.py).
+    conn.execute("PRAGMA secure_delete=ON")
     return conn
 
 

@@ -75,7 +75,7 @@ def _chains(conn: sqlite3.Connection, tenant_id: str) -> Iterator[list[dict[str,
 
 
 def fill(conn: sqlite3.Connection) -> None:
-    """Schema version 5: the table, counted from the ledger that is already there."""
+    """Schema version 7: the table, counted from the ledger that is already there."""
     conn.execute(TABLE)
     tenants = [t for (t,) in conn.execute("SELECT id FROM tenants ORDER BY id")]
     for tenant_id in tenants:

@@ -292,17 +292,32 @@ class Checkpointer:
     copies the few pages appended meanwhile. Only a log copied to its end can start over from
     its beginning (SQLite does that at the next write), so without the second step it would grow
     without bound under a steady load. Durability is unchanged: a write is acknowledged once the
-    log holding it is synced, checkpointed or not."""
+    log holding it is synced, checkpointed or not.
+
+    A log started over still holds the old frames past wherever the new writes have got: the
+    content of rows long deleted. ``truncate()`` (after an erasure) asks for a round whose second
+    step truncates the log to zero bytes instead; it cannot while a reader still reads an
+    older snapshot from the log (an export in progress), and then later rounds try again: every
+    round while the caller waits, every RETRY_TRUNCATE_S once it has stopped waiting, so that a
+    long export does not have writers wait for a truncating step four times a second."""
 
     EVERY_S = 0.25
+    TRUNCATE_BUSY_MS = 50  # a truncating step waits this long for older readers, holding the write lock
+    RETRY_TRUNCATE_S = 2.0
 
     def __init__(self, connect: Callable[[], Any], lock: WriteLock):
         self._connect = connect
         self._lock = lock
         self._dirty = threading.Event()
         self._stop = threading.Event()  # set by close(): no more waiting between rounds
+        self._hurry = threading.Event()  # set by close() and truncate(): no pause before the next round
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._truncation = threading.Condition()
+        self._truncations_asked = 0
+        self._truncations_done = 0  # every truncation asked for up to this one is done
+        self._waiting = 0  # callers of truncate() still waiting
+        self._next_truncation = 0.0  # monotonic time of the next attempt after one that failed
 
     def committed(self) -> None:
         if self._thread is None:
@@ -317,9 +332,27 @@ class Checkpointer:
         with self._start_lock:
             self._stop.set()
             thread = self._thread
+        self._hurry.set()
         self._dirty.set()
         if thread is not None:
             thread.join()
+
+    def truncate(self, timeout_s: float) -> bool:
+        """Have everything committed so far copied into the database and the log truncated to
+        zero bytes; True once done, False when older readers held it back for timeout_s (the
+        next rounds go on trying)."""
+        with self._truncation:
+            self._truncations_asked += 1
+            ticket = self._truncations_asked
+            self._next_truncation = 0.0
+            self._waiting += 1
+        self._hurry.set()
+        self.committed()
+        with self._truncation:
+            try:
+                return self._truncation.wait_for(lambda: self._truncations_done >= ticket, timeout_s)
+            finally:
+                self._waiting -= 1
 
     def checkpoint(self, conn: Any) -> None:
         """One round: copy the log while writers go on, then copy what they appended meanwhile."""
@@ -331,15 +364,47 @@ class Checkpointer:
     def copy(conn: Any) -> None:
         conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
+    def truncate_log(self, conn: Any) -> bool:
+        """Copy the log to its end and truncate it, waiting at most TRUNCATE_BUSY_MS for readers
+        of an older snapshot; whether it did (under the write lock: no writer is under way)."""
+        (patience,) = conn.execute("PRAGMA busy_timeout").fetchone()
+        conn.execute(f"PRAGMA busy_timeout={self.TRUNCATE_BUSY_MS}")
+        try:
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={patience}")
+        return busy == 0
+
+    def _round(self, conn: Any) -> None:
+        with self._truncation:
+            ticket = self._truncations_asked
+            pending = ticket > self._truncations_done
+            due = time.monotonic() >= self._next_truncation
+        if pending:
+            self._dirty.set()  # come back until it is done
+        if not (pending and due):
+            self.checkpoint(conn)
+            return
+        self.copy(conn)
+        with self._lock:
+            truncated = self.truncate_log(conn)
+        with self._truncation:
+            if truncated:
+                self._truncations_done = ticket
+                self._truncation.notify_all()
+            else:  # an older reader is still on the log
+                self._next_truncation = time.monotonic() + (0.0 if self._waiting else self.RETRY_TRUNCATE_S)
+
     def _run(self) -> None:
         conn = None
         while True:
             self._dirty.wait()
-            self._stop.wait(self.EVERY_S)  # one checkpoint for all that commits meanwhile, not one per batch
+            self._hurry.wait(self.EVERY_S)  # one checkpoint for all that commits meanwhile, not one per batch
+            self._hurry.clear()
             self._dirty.clear()
             try:
                 conn = conn or self._connect()
-                self.checkpoint(conn)
+                self._round(conn)
             except Exception:  # noqa: BLE001 - the next round retries; SQLite's log stays valid meanwhile
                 if conn is not None:
                     conn.close()

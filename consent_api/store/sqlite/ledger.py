@@ -15,7 +15,7 @@ from consent_api.domain.model import Action, PurposeRecord, SubjectRecord
 from consent_api.domain.projection import project
 from consent_api.errors import Conflict
 from consent_api.store import records
-from consent_api.store.port import Chain, DailyCounts, ExportFilter
+from consent_api.store.port import Answer, Chain, DailyCounts, ExportFilter
 from consent_api.store.sqlite import batch
 from consent_api.store.sqlite import daily as daily_rows
 from consent_api.store.sqlite.connection import Database
@@ -34,6 +34,10 @@ from consent_api.store.sqlite.rows import (
     subject_row,
     sync_grants,
 )
+
+# How long an erasure waits for the log to be truncated (Checkpointer.truncate) before it is
+# answered anyway: longer only while a reader of an older snapshot (an export) holds the log.
+ERASURE_LOG_WAIT_S = 5.0
 
 
 class Ledger(Database):
@@ -105,9 +109,9 @@ class Ledger(Database):
         raise NotImplementedError
 
     def write_sealed(self, tenant_id: str, subject_id: str, sealed: Sealed, reseal: Reseal, *,
-                     erase: bool = False) -> Stored:
+                     erase: bool = False, answer: Answer | None = None) -> Stored:
         validity = self._validity(tenant_id, {e["purpose"] for e in sealed.events if e["purpose"] is not None})
-        payload = batch.Append.of(tenant_id, subject_id, sealed, reseal, erase, validity)
+        payload = batch.Append.of(tenant_id, subject_id, sealed, reseal, erase, validity, answer)
         if self._writer is not None:
             outcome = self._writer.run(payload)  # raises a Failed outcome's error
         else:
@@ -115,6 +119,10 @@ class Ledger(Database):
                 outcome = batch.apply_appends(conn, [payload])[0]
         if isinstance(outcome, Failed):
             raise outcome.error
+        if erase and outcome.events and self._checkpointer is not None:
+            # The log still holds the erased rows as they were, until later writes overwrite
+            # them: have it copied and truncated before the erasure is answered.
+            self._checkpointer.truncate(ERASURE_LOG_WAIT_S)
         return outcome
 
     # --- per-day counters ------------------------------------------------------------------------

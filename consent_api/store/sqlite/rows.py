@@ -18,6 +18,12 @@ SAVE_SUBJECT = f"INSERT OR REPLACE INTO subjects (tenant_id, {SUBJECT_COLUMNS}) 
 SELECT_SUBJECTS = f"SELECT {SUBJECT_COLUMNS} FROM subjects WHERE tenant_id = ? AND subject_id IN ({{ids}})"
 GRANT = "INSERT OR IGNORE INTO grants (tenant_id, purpose, subject_id) VALUES (?, ?, ?)"
 UNGRANT = "DELETE FROM grants WHERE tenant_id = ? AND purpose = ? AND subject_id = ?"
+# An idempotency key's first answer, for replays.
+ANSWER = ("UPDATE idempotency SET status = ?, body = ?, subject_ref = ? "
+          "WHERE tenant_id = ? AND scope = ? AND key = ?")
+# At an erasure: the idempotency records about the subject, by its subject_ref, then by its id.
+FORGET_ANSWERS = ("DELETE FROM idempotency WHERE tenant_id = ? AND subject_ref = ?",
+                  "DELETE FROM idempotency WHERE tenant_id = ? AND subject_id = ?")
 IN_CHUNK = 500  # ids per IN (...): well below SQLite's limit on bound parameters
 
 

@@ -12,8 +12,6 @@ from consent_api.errors import Unavailable
 from consent_api.store.port import IDEMPOTENCY_TTL
 from consent_api.store.sqlite import daily
 
-SCHEMA_VERSION = 7
-
 # Version 1, as first released; later versions are the steps in MIGRATIONS below.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -125,6 +123,15 @@ def _add_cache_versions(conn: sqlite3.Connection) -> None:
                  "WITHOUT ROWID")
 
 
+# Version 8: an idempotency record names the subject its request was about, so that erasing the
+# subject deletes the records whose scope or answer holds its id even when they name no
+# subject_ref (an answer that wrote nothing, a claim that never finished).
+IDEMPOTENCY_SUBJECTS = """
+ALTER TABLE idempotency ADD COLUMN subject_id TEXT;
+CREATE INDEX idempotency_subject_id ON idempotency (tenant_id, subject_id) WHERE subject_id IS NOT NULL
+"""
+
+
 @dataclass(frozen=True)
 class Migration:
     """The step that upgrades the previous version to ``version``, run in one transaction."""
@@ -146,7 +153,10 @@ MIGRATIONS = {m.version: m for m in (
     Migration(6, "rights requests with their deadlines, and tenant settings.",
               lambda conn: run_script(conn, RIGHTS_REQUESTS)),
     Migration(7, "per-day counters for GET /v1/stats, counted from the ledger already there.", daily.fill),
+    Migration(8, "idempotency records name their subject, so an erasure deletes every one that holds its id.",
+              lambda conn: run_script(conn, IDEMPOTENCY_SUBJECTS)),
 )}
+SCHEMA_VERSION = max(MIGRATIONS)
 
 
 def upgrade(conn: sqlite3.Connection, path: str) -> list[int]:

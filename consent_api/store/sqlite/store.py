@@ -27,7 +27,7 @@ from consent_api.store import records
 from consent_api.store.port import IDEMPOTENCY_TTL, IdempotencyRecord, RequestFilter, Store
 from consent_api.store.sqlite import schema
 from consent_api.store.sqlite.ledger import Ledger
-from consent_api.store.sqlite.rows import dumps, loads
+from consent_api.store.sqlite.rows import ANSWER, dumps, loads
 
 PURGE_BATCH = 100  # expired idempotency records removed per claim: bounded work on the write path
 CREDENTIALS = "credentials"  # API keys, global: a key is found by its hash before its tenant is known
@@ -99,10 +99,11 @@ class SQLiteStore(Ledger, Store):
                      "API key exists", bump=CREDENTIALS)
 
     def find_api_key(self, key_hash: str) -> ApiKey | None:
-        """Cached per process while the credentials version stands: a revocation anywhere
-        shows on the next call."""
+        """Cached per process while the credentials version stands. The version is read on
+        every call (fresh: never the VERSION_CHECK_S memo), so a key revoked by any process
+        stops working at the next request everywhere."""
         with self._read() as conn:
-            version = self._version(conn, CREDENTIALS)
+            version = self._version(conn, CREDENTIALS, fresh=True)
             hit = self._keys.get(key_hash)
             if hit is not None and hit[0] == version:
                 return hit[1]
@@ -147,13 +148,14 @@ class SQLiteStore(Ledger, Store):
             self._bump(conn, CREDENTIALS)
         return doc
 
-    def publishable_origin_known(self, origin: str) -> bool:
+    def publishable_origin_known(self, origin: str, tenant_id: str | None = None) -> bool:
+        query = ("SELECT 1 FROM api_keys, json_each(api_keys.doc, '$.origins') o "
+                 "WHERE o.value = ? AND json_extract(api_keys.doc, '$.revoked_at') IS NULL")
+        args: tuple[str, ...] = (origin,)
+        if tenant_id is not None:
+            query, args = query + " AND api_keys.tenant_id = ?", (origin, tenant_id)
         with self._read() as conn:
-            row = conn.execute(
-                "SELECT 1 FROM api_keys, json_each(api_keys.doc, '$.origins') o "
-                "WHERE o.value = ? AND json_extract(api_keys.doc, '$.revoked_at') IS NULL LIMIT 1",
-                (origin,),
-            ).fetchone()
+            row = conn.execute(query + " LIMIT 1", args).fetchone()
         return row is not None
 
     def add_subject_token_key(self, key: SubjectTokenKey) -> None:
@@ -240,9 +242,12 @@ class SQLiteStore(Ledger, Store):
 
     # --- idempotency -------------------------------------------------------------------------
     # Claims, answers and releases ride the group commit too: a write with an Idempotency-Key
-    # is three transactions, and under load each should share its fsync with others.
+    # is two transactions (the claim; the events with the answer, batch.py), and under load
+    # each shares its fsync with others. complete_idempotency_key stores the answers of
+    # requests that wrote nothing.
     def claim_idempotency_key(self, tenant_id: str, scope: str, key: str, request_hash: str,
-                              now: datetime, ttl: timedelta = IDEMPOTENCY_TTL) -> IdempotencyRecord | None:
+                              now: datetime, ttl: timedelta = IDEMPOTENCY_TTL, *,
+                              subject_id: str | None = None) -> IdempotencyRecord | None:
         stamp = format_ts(now)
 
         def claim(conn: sqlite3.Connection) -> IdempotencyRecord | None:
@@ -260,8 +265,8 @@ class SQLiteStore(Ledger, Store):
                 return IdempotencyRecord(row[0], row[1], row[2], parse_ts(row[3]))
             conn.execute(
                 "INSERT OR REPLACE INTO idempotency (tenant_id, scope, key, request_hash, created_at, "
-                "expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (tenant_id, scope, key, request_hash, stamp, format_ts(now + ttl)),
+                "expires_at, subject_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (tenant_id, scope, key, request_hash, stamp, format_ts(now + ttl), subject_id),
             )
             return None
 
@@ -270,9 +275,7 @@ class SQLiteStore(Ledger, Store):
 
     def complete_idempotency_key(self, tenant_id: str, scope: str, key: str, status: int,
                                  body: str, subject_ref: str | None) -> None:
-        self._transact(lambda conn: conn.execute(
-            "UPDATE idempotency SET status = ?, body = ?, subject_ref = ? WHERE tenant_id = ? AND scope = ? "
-            "AND key = ?", (status, body, subject_ref, tenant_id, scope, key)))
+        self._transact(lambda conn: conn.execute(ANSWER, (status, body, subject_ref, tenant_id, scope, key)))
 
     def release_idempotency_key(self, tenant_id: str, scope: str, key: str) -> None:
         self._transact(lambda conn: conn.execute(

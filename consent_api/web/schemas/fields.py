@@ -1,5 +1,5 @@
-"""Field types and shared fields of the request schemas: strict JSON booleans and numbers,
-RFC 3339 timestamps, locales, hashes, URLs, anonymous subject ids."""
+"""Field types and shared fields of the request schemas: strings without NUL, strict JSON
+booleans and numbers, RFC 3339 timestamps, locales, hashes, URLs, anonymous subject ids."""
 
 from __future__ import annotations
 
@@ -7,6 +7,19 @@ from marshmallow import ValidationError, fields, validate
 
 from consent_api.domain.clock import parse_rfc3339
 from consent_api.domain.model import ANONYMOUS_ID
+
+
+class Str(fields.String):
+    """A string without NUL characters: no field of this API holds one, and C libraries and
+    log readers end a string at the first. Every string field of a request schema is one."""
+
+    default_error_messages = {"nul": "Must not contain NUL characters."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in text:
+            raise self.make_error("nul")
+        return text
 
 
 class StrictBoolean(fields.Boolean):
@@ -50,15 +63,15 @@ def one_of(enum) -> validate.OneOf:
     return validate.OneOf([str(e) for e in enum])
 
 
-Text = fields.String(validate=validate.Length(min=1, max=2000))
-Locale = fields.String(validate=validate.Regexp(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*\Z"))
-LocalizedText = fields.Dict(keys=Locale, values=fields.String(validate=validate.Length(max=4000)))
-Sha256 = fields.String(validate=validate.Regexp(r"^[0-9a-f]{64}\Z"), allow_none=True)
+Text = Str(validate=validate.Length(min=1, max=2000))
+Locale = Str(validate=validate.Regexp(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*\Z"))
+LocalizedText = fields.Dict(keys=Locale, values=Str(validate=validate.Length(max=4000)))
+Sha256 = Str(validate=validate.Regexp(r"^[0-9a-f]{64}\Z"), allow_none=True)
 Url = fields.Url(schemes={"http", "https"}, require_tld=False, allow_none=True)
 # The locale a decision was shown in, as the client names it (stored as given).
-ShownLocale = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=35))
+ShownLocale = Str(allow_none=True, load_default=None, validate=validate.Length(max=35))
 
 
-def anonymous_id(error: str) -> fields.String:
+def anonymous_id(error: str) -> Str:
     """A browser's first-party subject id (services/public.py), with the message to refuse others."""
-    return fields.String(required=True, validate=validate.Regexp(ANONYMOUS_ID, error=error))
+    return Str(required=True, validate=validate.Regexp(ANONYMOUS_ID, error=error))

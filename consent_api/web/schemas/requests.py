@@ -26,6 +26,7 @@ from consent_api.web.schemas.fields import (
     LocalizedText,
     Sha256,
     ShownLocale,
+    Str,
     StrictBoolean,
     StrictFloat,
     StrictInteger,
@@ -37,20 +38,20 @@ from consent_api.web.schemas.fields import (
 
 
 class TenantIn(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = Str(required=True, validate=validate.Length(min=1, max=200))
 
 
 class KeyIn(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    type = fields.String(load_default="secret", validate=validate.OneOf(["secret", "publishable"]))
-    scopes = fields.List(fields.String(validate=one_of(Scope)), load_default=list,
+    name = Str(required=True, validate=validate.Length(min=1, max=200))
+    type = Str(load_default="secret", validate=validate.OneOf(["secret", "publishable"]))
+    scopes = fields.List(Str(validate=one_of(Scope)), load_default=list,
                          validate=validate.Length(max=10))
-    origins = fields.List(fields.String(validate=validate.Length(min=1, max=300)), load_default=list,
+    origins = fields.List(Str(validate=validate.Length(min=1, max=300)), load_default=list,
                           validate=validate.Length(max=50))
 
 
 class SubjectTokenKeyIn(Schema):
-    alg = fields.String(required=True, validate=validate.OneOf(SUBJECT_TOKEN_ALGS))
+    alg = Str(required=True, validate=validate.OneOf(SUBJECT_TOKEN_ALGS))
     public_key = fields.Raw(load_default=None, allow_none=True)
 
     @validates_schema
@@ -63,8 +64,8 @@ class SubjectTokenKeyIn(Schema):
 
 
 class PurposeIn(Schema):
-    kind = fields.String(required=True, validate=one_of(Kind))
-    title = fields.Dict(keys=Locale, values=fields.String(validate=validate.Length(min=1, max=300)),
+    kind = Str(required=True, validate=one_of(Kind))
+    title = fields.Dict(keys=Locale, values=Str(validate=validate.Length(min=1, max=300)),
                         required=True, validate=validate.Length(min=1))
     description = LocalizedText
     sensitive = StrictBoolean(load_default=False)
@@ -72,15 +73,15 @@ class PurposeIn(Schema):
     validity_days = StrictFloat(allow_none=True, load_default=None,
                                 validate=validate.Range(min=0, min_inclusive=False, max=36500))
     reprompt_after_hours = StrictFloat(load_default=48.0, validate=validate.Range(min=0, max=87600))
-    vendors = fields.List(fields.String(validate=validate.Regexp(PURPOSE_KEY)), load_default=list,
+    vendors = fields.List(Str(validate=validate.Regexp(PURPOSE_KEY)), load_default=list,
                           validate=validate.Length(max=200))
-    consent_mode = fields.List(fields.String(validate=validate.OneOf(CONSENT_MODE_SIGNALS)),
+    consent_mode = fields.List(Str(validate=validate.OneOf(CONSENT_MODE_SIGNALS)),
                                load_default=list)
     archived = StrictBoolean(load_default=False)
 
 
 class PolicyIn(Schema):
-    version = fields.String(required=True, validate=validate.Regexp(POLICY_VERSION))
+    version = Str(required=True, validate=validate.Regexp(POLICY_VERSION))
     effective_at = Timestamp(load_default=None, allow_none=True)
     url = Url
     sha256 = Sha256
@@ -89,27 +90,27 @@ class PolicyIn(Schema):
 
 
 class VendorIn(Schema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    company = fields.String(required=True, validate=validate.Length(min=1, max=300))
-    data_collected = fields.List(fields.String(validate=validate.Length(min=1, max=300)),
+    name = Str(required=True, validate=validate.Length(min=1, max=200))
+    company = Str(required=True, validate=validate.Length(min=1, max=300))
+    data_collected = fields.List(Str(validate=validate.Length(min=1, max=300)),
                                  load_default=list, validate=validate.Length(max=100))
-    purposes = fields.List(fields.String(validate=validate.Regexp(PURPOSE_KEY)), load_default=list,
+    purposes = fields.List(Str(validate=validate.Regexp(PURPOSE_KEY)), load_default=list,
                            validate=validate.Length(max=100))
-    scenario = fields.String(load_default="", validate=validate.Length(max=2000))
+    scenario = Str(load_default="", validate=validate.Length(max=2000))
     privacy_policy_url = Url
 
 
 class SourceIn(Schema):
-    channel = fields.String(required=True, validate=one_of(Channel))
-    collection_point = fields.String(allow_none=True, validate=validate.Length(max=200))
+    channel = Str(required=True, validate=one_of(Channel))
+    collection_point = Str(allow_none=True, validate=validate.Length(max=200))
     ui_text_sha256 = Sha256
-    sdk_version = fields.String(allow_none=True, validate=validate.Length(max=64))
+    sdk_version = Str(allow_none=True, validate=validate.Length(max=64))
 
 
 class ActorIn(Schema):
-    type = fields.String(load_default=str(ActorType.SELF), validate=one_of(ActorType))
-    id = fields.String(allow_none=True, validate=validate.Length(min=1, max=200))
-    reason = fields.String(allow_none=True, validate=validate.Length(max=500))
+    type = Str(load_default=str(ActorType.SELF), validate=one_of(ActorType))
+    id = Str(allow_none=True, validate=validate.Length(min=1, max=200))
+    reason = Str(allow_none=True, validate=validate.Length(max=500))
 
 
 def _each_purpose_once(data: dict) -> None:
@@ -121,20 +122,20 @@ def _each_purpose_once(data: dict) -> None:
 
 
 class DecisionIn(Schema):
-    purpose = fields.String(required=True, validate=validate.Regexp(PURPOSE_KEY))
+    purpose = Str(required=True, validate=validate.Regexp(PURPOSE_KEY))
     granted = StrictBoolean(required=True)
     separate = StrictBoolean(load_default=False)
-    os_permission = fields.String(allow_none=True, load_default=None, validate=one_of(OsPermission))
+    os_permission = Str(allow_none=True, load_default=None, validate=one_of(OsPermission))
 
 
 class DecisionsIn(Schema):
     decisions = fields.List(fields.Nested(DecisionIn), required=True,
                             validate=validate.Length(min=1, max=100))
-    policy_version = fields.String(required=True, validate=validate.Regexp(POLICY_VERSION))
+    policy_version = Str(required=True, validate=validate.Regexp(POLICY_VERSION))
     source = fields.Nested(SourceIn, required=True)
     locale = ShownLocale
     actor = fields.Nested(ActorIn, allow_none=True, load_default=None)
-    age_band = fields.String(allow_none=True, load_default=None, validate=one_of(AgeBand))
+    age_band = Str(allow_none=True, load_default=None, validate=one_of(AgeBand))
     occurred_at = Timestamp(allow_none=True, load_default=None)
 
     _no_purpose_twice = validates_schema(lambda self, data, **kw: _each_purpose_once(data))
@@ -150,17 +151,17 @@ class LinkIn(Schema):
 
 
 class PromptsIn(Schema):
-    purposes = fields.List(fields.String(validate=validate.Regexp(PURPOSE_KEY)), required=True,
+    purposes = fields.List(Str(validate=validate.Regexp(PURPOSE_KEY)), required=True,
                            validate=validate.Length(min=1, max=100))
     source = fields.Nested(SourceIn, required=True)
     locale = ShownLocale
-    os_permissions = fields.Dict(keys=fields.String(validate=validate.Regexp(PURPOSE_KEY)),
-                                 values=fields.String(validate=one_of(OsPermission)),
+    os_permissions = fields.Dict(keys=Str(validate=validate.Regexp(PURPOSE_KEY)),
+                                 values=Str(validate=one_of(OsPermission)),
                                  load_default=dict)
 
 
 class PublicDecisionIn(Schema):
-    purpose = fields.String(required=True, validate=validate.Regexp(PURPOSE_KEY))
+    purpose = Str(required=True, validate=validate.Regexp(PURPOSE_KEY))
     granted = StrictBoolean(required=True)
 
 
@@ -168,7 +169,7 @@ class PublicConsentsIn(Schema):
     subject_id = anonymous_id("an anonymous id: anon- followed by letters, digits or ._:@+-")
     decisions = fields.List(fields.Nested(PublicDecisionIn), required=True,
                             validate=validate.Length(min=1, max=100))
-    policy_version = fields.String(required=True, validate=validate.Regexp(POLICY_VERSION))
+    policy_version = Str(required=True, validate=validate.Regexp(POLICY_VERSION))
     locale = ShownLocale
     gpc = StrictBoolean(load_default=False)
 
@@ -176,8 +177,8 @@ class PublicConsentsIn(Schema):
 
 
 class ChecksIn(Schema):
-    purpose = fields.String(required=True, validate=validate.Regexp(PURPOSE_KEY))
-    subject_ids = fields.List(fields.String(validate=validate.Length(min=1, max=128)), required=True,
+    purpose = Str(required=True, validate=validate.Regexp(PURPOSE_KEY))
+    subject_ids = fields.List(Str(validate=validate.Length(min=1, max=128)), required=True,
                               validate=validate.Length(min=1, max=1000))
 
 
