@@ -151,8 +151,10 @@ def record_prompts(deps: Deps, tenant_id: str, subject_id: str, purpose_keys: li
 
 def erase(deps: Deps, tenant_id: str, subject_id: str, actor_id: str | None) -> None:
     """Forget who the subject is; the chain keeps its proof under the subject_ref."""
-    _require_existing(deps, tenant_id, subject_id)
+    current = _require_existing(deps, tenant_id, subject_id)
     now = deps.clock()
+    # the ledger keeps no id after this; webhooks' subject.erased still has to name the subject
+    deps.store.note_erasure(tenant_id, current.subject_ref, subject_id, now)
     sub = Submission([], None, {"channel": "server"},
                      actor={"type": ActorType.AGENT, "id": actor_id, "reason": "erasure request"})
 

@@ -27,6 +27,7 @@ from consent_api.domain.model import (
     Tenant,
     Vendor,
 )
+from consent_api.store.delivery import Deliveries
 
 __all__ = ["Appended", "Chain", "ExportCursor", "ExportFilter", "IDEMPOTENCY_TTL", "IdempotencyRecord",
            "Plan", "Reseal", "Sealed", "Store", "Stored"]
@@ -76,7 +77,9 @@ class ExportFilter:
     after: ExportCursor | None = None
 
 
-class Store(abc.ABC):
+class Store(Deliveries):
+    """Ledger, catalog and credentials here; the change feed and webhooks in store/delivery.py."""
+
     # --- tenants and credentials -------------------------------------------------------
     @abc.abstractmethod
     def create_tenant(self, tenant: Tenant) -> None:

@@ -87,7 +87,7 @@ def _forwarder(name: str) -> Callable[..., Any]:
     return forward
 
 
-for _name in [n for n, v in vars(Store).items() if not n.startswith("_") and inspect.isfunction(v)]:
+for _name in [n for n in dir(Store) if not n.startswith("_") and inspect.isfunction(getattr(Store, n))]:
     setattr(TimedStore, _name, _forwarder(_name))
 TimedStore.__abstractmethods__ = frozenset()
 del _name

@@ -88,7 +88,7 @@ def test_a_version_1_file_is_upgraded_on_opening_and_its_records_get_an_expiry(t
 
     store = SQLiteStore(path)
 
-    assert store.schema_version() == SCHEMA_VERSION == 4
+    assert store.schema_version() == SCHEMA_VERSION == 5
     assert store.migrate() == [
         "upgraded to schema version 2: idempotency records expire (DESIGN.md §8 keeps them at "
         "least 24 h, not forever).",
@@ -96,12 +96,14 @@ def test_a_version_1_file_is_upgraded_on_opening_and_its_records_get_an_expiry(t
         "catalog or keys went stale.",
         "upgraded to schema version 4: events stored in the order they were recorded, so the audit "
         "export reads the file in order.",
-        f"SQLite {path}: schema version 4"]
+        "upgraded to schema version 5: the change feed (GET /v1/changes) and webhook endpoints, messages, "
+        "delivery log and lease.",
+        f"SQLite {path}: schema version 5"]
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT expires_at FROM idempotency").fetchall() == [(ts(24 * 60),)]
     assert store.claim_idempotency_key("t1", "k1", "old", "h", at(60)).status == 201
     assert store.claim_idempotency_key("t1", "k1", "old", "h", at(24 * 60)) is None
-    assert SQLiteStore(path).migrate() == [f"SQLite {path}: schema version 4"]
+    assert SQLiteStore(path).migrate() == [f"SQLite {path}: schema version 5"]
 
 
 def test_an_older_file_gets_its_events_rewritten_in_time_order(tmp_path):

@@ -11,7 +11,7 @@ from consent_api.domain.clock import format_ts, parse_ts
 from consent_api.errors import Unavailable
 from consent_api.store.port import IDEMPOTENCY_TTL
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Version 1, as first released; later versions are the steps in MIGRATIONS below.
 SCHEMA = """
@@ -71,6 +71,32 @@ CREATE UNIQUE INDEX events_chain ON events (tenant_id, subject_ref, seq);
 CREATE INDEX events_export ON events (tenant_id, recorded_at, seq, event_id)
 """
 
+# Version 5: the change feed (events_feed: a tenant's events in rowid order, which is commit
+# order) and the webhook tables (store/sqlite/delivery.py).
+FEED_AND_WEBHOOKS = """
+CREATE INDEX events_feed ON events (tenant_id);
+CREATE TABLE webhooks (
+    tenant_id TEXT NOT NULL, id TEXT NOT NULL, status TEXT NOT NULL, cursor INTEGER NOT NULL,
+    replay_until INTEGER, doc TEXT NOT NULL, PRIMARY KEY (tenant_id, id)) WITHOUT ROWID;
+CREATE INDEX webhooks_enabled ON webhooks (status, tenant_id, id);
+CREATE TABLE webhook_messages (
+    tenant_id TEXT NOT NULL, webhook_id TEXT NOT NULL, id TEXT NOT NULL, ord INTEGER NOT NULL,
+    status TEXT NOT NULL, event_at TEXT NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, webhook_id, id)) WITHOUT ROWID;
+CREATE INDEX webhook_messages_pending ON webhook_messages (tenant_id, webhook_id, ord, id) WHERE status = 'pending';
+CREATE TABLE webhook_attempts (
+    tenant_id TEXT NOT NULL, webhook_id TEXT NOT NULL, id TEXT NOT NULL, created_at TEXT NOT NULL,
+    status TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant_id, webhook_id, id)) WITHOUT ROWID;
+CREATE INDEX webhook_attempts_log ON webhook_attempts (tenant_id, webhook_id, created_at, id);
+CREATE INDEX webhook_attempts_time ON webhook_attempts (tenant_id, created_at, id);
+CREATE TABLE webhook_counters (name TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE erasures (
+    tenant_id TEXT NOT NULL, subject_ref TEXT NOT NULL, subject_id TEXT NOT NULL, at TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, subject_ref)) WITHOUT ROWID;
+CREATE INDEX erasures_at ON erasures (at);
+CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, until TEXT NOT NULL) WITHOUT ROWID
+"""
+
 
 def run_script(conn: sqlite3.Connection, script: str) -> None:
     """Each statement of script inside the caller's transaction (executescript would commit it)."""
@@ -110,6 +136,8 @@ MIGRATIONS = {m.version: m for m in (
               _add_cache_versions),
     Migration(4, "events stored in the order they were recorded, so the audit export reads the file in order.",
               lambda conn: run_script(conn, EVENTS_IN_TIME_ORDER)),
+    Migration(5, "the change feed (GET /v1/changes) and webhook endpoints, messages, delivery log and lease.",
+              lambda conn: run_script(conn, FEED_AND_WEBHOOKS)),
 )}
 
 

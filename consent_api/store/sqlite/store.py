@@ -15,6 +15,7 @@ from consent_api.errors import Conflict
 from consent_api.store import records
 from consent_api.store.port import IDEMPOTENCY_TTL, IdempotencyRecord, Store
 from consent_api.store.sqlite import schema
+from consent_api.store.sqlite.delivery import DeliveryTables
 from consent_api.store.sqlite.ledger import Ledger
 from consent_api.store.sqlite.rows import dumps, loads
 
@@ -33,7 +34,7 @@ class _Catalog:
     policies: tuple[PolicyVersion, ...]
 
 
-class SQLiteStore(Ledger, Store):
+class SQLiteStore(DeliveryTables, Ledger, Store):
     """The Store on one SQLite file (or ``:memory:``); the schema is brought up to date on opening."""
 
     def __init__(self, path: str = ":memory:", *, busy_timeout_s: float = 30.0):
