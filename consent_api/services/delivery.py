@@ -40,7 +40,7 @@ from standardwebhooks.webhooks import Webhook as Signer
 from consent_api.domain.clock import format_ts, parse_ts
 from consent_api.domain.model import SubjectRecord
 from consent_api.domain.projection import apply_event
-from consent_api.domain.status import Policies, purpose_state
+from consent_api.domain.status import Policies, PurposeState, purpose_state
 from consent_api.domain.webhooks import (
     CONSENT_CHANGED,
     DELIVERED,
@@ -222,7 +222,7 @@ class Worker:
                 if event["seq"] in seqs and purpose is not None:
                     state = purpose_state(purpose, record.purposes.get(purpose.key), policies,
                                           parse_ts(event["recorded_at"]))
-                    states[event["event_id"]] = {**asdict(state), "status": str(state.status)}
+                    states[event["event_id"]] = state_out(state)
         return states
 
     # --- dispatch: due messages to the send threads ------------------------------------------------
@@ -332,6 +332,14 @@ class Worker:
         if self._forgot_at is None or now - self._forgot_at >= timedelta(minutes=10):
             self.deps.store.forget_erasures(now - ERASURES_KEPT)
             self._forgot_at = now
+
+
+def state_out(state: PurposeState) -> dict[str, Any]:
+    """A purpose's state as GET /v1/subjects/{id}/consents/{purpose} shows it."""
+    out = {**asdict(state), "status": str(state.status)}
+    if not state.archived:
+        del out["archived"]
+    return out
 
 
 def sign(secret: str, msg_id: str, at: datetime, data: bytes) -> str:

@@ -24,6 +24,7 @@ from consent_api.web import (
     ratelimit,
     requestlog,
     subjects,
+    webhooks,
 )
 from consent_api.web.fastreads import FastReads
 from consent_api.web.json_provider import OrjsonProvider
@@ -60,7 +61,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, store: Stor
     app.extensions["consent_api.settings"] = settings
     app.extensions["consent_api.deps"] = deps
 
-    for blueprint in (admin.bp, subjects.bp, checks.bp, ops.bp, public.bp, docs.bp, audit.bp):
+    for blueprint in (admin.bp, subjects.bp, checks.bp, ops.bp, public.bp, docs.bp, audit.bp, webhooks.bp):
         app.register_blueprint(blueprint)
     problems.init_app(app)
     limiter = ratelimit.init_app(app, settings)
