@@ -253,3 +253,27 @@ def export_deliveries(deps: Deps, tenant_id: str, since: datetime | None, until:
                       webhook_id: str | None) -> Iterator[Attempt]:
     """Every log row of the tenant, oldest first: when each message reached each endpoint."""
     return deps.store.export_attempts(tenant_id, since, until, webhook_id)
+
+
+# --- what /metrics shows -----------------------------------------------------------------------------
+
+MAX_LAG_LABELS = 100  # endpoints named in the lag metric: the ones furthest behind
+
+
+def delivery_counts(deps: Deps) -> dict[str, int]:
+    """Attempts so far by status (delivered, failed), every tenant together."""
+    return dict(deps.store.delivery_counts().by_status)
+
+
+def lags(deps: Deps, limit: int = MAX_LAG_LABELS) -> list[tuple[str, float]]:
+    """(webhook id, seconds) of the enabled endpoints furthest behind: the age of the oldest
+    event not yet delivered to each, whether already owed or still to be read from the feed."""
+    now = deps.clock()
+    found = []
+    for webhook in deps.store.enabled_webhooks():
+        oldest = [t for t in (deps.store.oldest_pending(webhook.tenant_id, webhook.id),) if t is not None]
+        unread = deps.store.feed_page(webhook.tenant_id, webhook.cursor, 1).events
+        if unread:
+            oldest.append(parse_ts(unread[0]["recorded_at"]))
+        found.append((webhook.id, max(0.0, (now - min(oldest)).total_seconds()) if oldest else 0.0))
+    return sorted(found, key=lambda item: -item[1])[:limit]

@@ -223,3 +223,21 @@ def test_bad_delivery_queries_are_422_and_unknown_rows_404(hooks):
             expect=422)
     api.post(f"/v1/webhooks/{hook['id']}/deliveries/dlv_unknown/retry", token=tenant.admin, expect=404)
     api.post(f"/v1/webhooks/{hook['id']}/replay", {"after": "nope"}, token=tenant.admin, expect=422)
+
+
+def test_metrics_count_deliveries_by_status_and_the_lag_per_endpoint(private_app, hooks, clock):
+    api, tenant = hooks
+    with receiving(answers=[500]) as receiver:
+        hook = api.post("/v1/webhooks", {"url": receiver.url}, token=tenant.admin, expect=201).get_json()
+        tenant.grant("u1", "push")
+        clock.advance(minutes=2)
+        text = api.get("/metrics", expect=200).get_data(as_text=True)
+        assert f'consent_api_webhook_lag_seconds{{webhook_id="{hook["id"]}"}} 120.0' in text  # not read yet
+        worker = worker_of(private_app)
+        worker.run_once()  # 500
+        clock.advance(seconds=5)
+        worker.run_once()  # 204
+        text = api.get("/metrics", expect=200).get_data(as_text=True)
+        assert 'consent_api_webhook_deliveries_total{status="delivered"} 1.0' in text
+        assert 'consent_api_webhook_deliveries_total{status="failed"} 1.0' in text
+        assert f'consent_api_webhook_lag_seconds{{webhook_id="{hook["id"]}"}} 0.0' in text
