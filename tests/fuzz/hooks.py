@@ -5,6 +5,9 @@
   does not: the document is looser than the code.
 - ``map_case``: now and then point positive cases at the seeded subject, the tenant's real
   purposes and its policy version, so they get past the catalog rules and exercise the ledger.
+  Webhook URLs of positive cases become a closed port of 127.0.0.1 (the fuzzed server allows
+  private receivers and runs no delivery worker, so nothing is ever sent anywhere), and
+  long polls of the change feed wait half a second at most.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ SHAPE_MESSAGES = (
 PURPOSES = [p for p in os.environ.get("CONSENT_FUZZ_PURPOSES", "").split(",") if p]
 POLICY = os.environ.get("CONSENT_FUZZ_POLICY", "")
 SUBJECT = os.environ.get("CONSENT_FUZZ_SUBJECT", "")
+WEBHOOK_URL = "http://127.0.0.1:9/hooks"  # the discard port: nothing listens there
 
 
 @schemathesis.check
@@ -50,7 +54,14 @@ def map_case(ctx, case: Case) -> Case:
     policy, so they get past the catalog rules and reach the ledger. Negative cases stay as
     generated: replacing their values could make them valid."""
     meta = case.meta
-    if meta is None or not meta.generation.mode.is_positive or random.random() < 0.5:
+    if meta is None or not meta.generation.mode.is_positive:
+        return case
+    if isinstance(case.body, dict) and isinstance(case.body.get("url"), str):
+        case.body["url"] = WEBHOOK_URL
+    query = case.query
+    if isinstance(query, dict) and isinstance(query.get("wait"), (int, float)):
+        query["wait"] = min(query["wait"], 0.5)
+    if random.random() < 0.5:
         return case
     params = case.path_parameters
     if isinstance(params, dict):
