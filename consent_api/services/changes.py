@@ -20,6 +20,7 @@ from consent_api.services.pages import Page, check_limit, decode_cursor, encode_
 MAX_WAIT_S = 30.0
 POLL_S = 0.1  # how often a waiting request looks again
 _waiters: dict[int, threading.BoundedSemaphore] = {}  # per configured limit: the long polls of this process
+_gates_lock = threading.Lock()
 
 
 def tenant_tag(tenant_id: str) -> str:
@@ -50,6 +51,14 @@ def decode_position(deps: Deps, tenant_id: str, cursor: str | None, field: str =
     return position
 
 
+def _gate(size: int) -> threading.BoundedSemaphore:
+    with _gates_lock:
+        gate = _waiters.get(size)
+        if gate is None:
+            gate = _waiters[size] = threading.BoundedSemaphore(size)
+        return gate
+
+
 def check_wait(wait: float | None) -> float:
     if wait is None:
         return 0.0
@@ -67,7 +76,7 @@ def changes(deps: Deps, tenant_id: str, after: str | None, limit: int | None,
     position = decode_position(deps, tenant_id, after)
     page = deps.store.feed_page(tenant_id, position, limit)
     if not page.events and wait > 0:
-        gate = _waiters.setdefault(deps.webhooks.max_waiters, threading.BoundedSemaphore(deps.webhooks.max_waiters))
+        gate = _gate(deps.webhooks.max_waiters)
         if gate.acquire(blocking=False):
             try:
                 deadline = time.monotonic() + wait
