@@ -36,7 +36,7 @@ from consent_api.errors import Conflict, Invalid, NotFound
 from consent_api.outbound import addresses
 from consent_api.services.changes import decode_position, encode_position
 from consent_api.services.deps import Deps
-from consent_api.services.pages import Page, check_limit, decode_cursor, encode_cursor
+from consent_api.services.pages import Page, check_limit, decode_cursor, encode_cursor, keyed_page
 from consent_api.store.delivery import Attempt, Message, Secret, Webhook, scheduled
 
 MAX_WEBHOOKS = 50  # per tenant: each adds a consumer of the feed to every worker round
@@ -94,13 +94,8 @@ def get(deps: Deps, tenant_id: str, webhook_id: str) -> Webhook:
 
 
 def list_webhooks(deps: Deps, tenant_id: str, cursor: str | None, limit: int | None) -> Page[Webhook]:
-    limit = check_limit(limit)
-    after = decode_cursor(cursor)
-    if after is not None and not isinstance(after, str):
-        raise Invalid.field("cursor", "not a cursor returned by this API")
-    found = deps.store.list_webhooks(tenant_id, after, limit + 1)
-    more = len(found) > limit
-    return Page(found[:limit], encode_cursor(found[limit - 1].id) if more else None)
+    return keyed_page(lambda after, n: deps.store.list_webhooks(tenant_id, after, n), cursor, limit,
+                      key=lambda w: w.id)
 
 
 def update(deps: Deps, tenant_id: str, webhook_id: str, changes: dict[str, Any]) -> Webhook:
