@@ -34,6 +34,7 @@ from consent_api.domain.status import (
     subject_state,
 )
 from consent_api.errors import Invalid, NotFound
+from consent_api.services import webhooks
 from consent_api.services.deps import Deps
 from consent_api.services.pages import Page, check_limit, decode_cursor, encode_cursor
 
@@ -153,8 +154,7 @@ def erase(deps: Deps, tenant_id: str, subject_id: str, actor_id: str | None) -> 
     """Forget who the subject is; the chain keeps its proof under the subject_ref."""
     current = _require_existing(deps, tenant_id, subject_id)
     now = deps.clock()
-    # the ledger keeps no id after this; webhooks' subject.erased still has to name the subject
-    deps.store.note_erasure(tenant_id, current.subject_ref, subject_id, now)
+    webhooks.note_erasure(deps, tenant_id, current.subject_ref, subject_id, now)
     sub = Submission([], None, {"channel": "server"},
                      actor={"type": ActorType.AGENT, "id": actor_id, "reason": "erasure request"})
 

@@ -25,6 +25,7 @@ from consent_api.domain.webhooks import (
     PENDING,
     POLICY_PUBLISHED,
     ROTATION_OVERLAP,
+    SUBJECT_ERASED,
     TYPES,
     WEBHOOK_TEST,
     message_id,
@@ -183,6 +184,18 @@ def policy_published(deps: Deps, tenant_id: str, policy: PolicyVersion) -> None:
             if webhook.status == ENABLED and wants(webhook.types, webhook.purposes, POLICY_PUBLISHED):
                 message = direct_message(deps, webhook, POLICY_PUBLISHED, f"policy:{policy.version}", data, at)
                 deps.store.enqueue(tenant_id, webhook.id, [message])
+        after = page[-1].id
+
+
+def note_erasure(deps: Deps, tenant_id: str, subject_ref: str, subject_id: str, at: datetime) -> None:
+    """Before an erasure: the ledger keeps no id afterwards, but subject.erased must name the
+    subject. Kept (for at most delivery.ERASURES_KEPT) only when an enabled endpoint of the
+    tenant takes subject.erased; otherwise the id goes with the erasure, as before."""
+    after = None
+    while page := deps.store.list_webhooks(tenant_id, after, 100):
+        if any(w.status == ENABLED and wants(w.types, w.purposes, SUBJECT_ERASED) for w in page):
+            deps.store.note_erasure(tenant_id, subject_ref, subject_id, at)
+            return
         after = page[-1].id
 
 

@@ -129,11 +129,12 @@ def scheduled(message: Message) -> Attempt:
 
 
 def owed_again(current: Message, wanted: Message) -> Message | None:
-    """A replayed message: the recorded one pending again from wanted's next_attempt_at, its
-    attempts counted on; None when it is still pending (its scheduled attempt will send it)."""
+    """A replayed message: the recorded one pending again from wanted's next_attempt_at with
+    wanted's body (derived anew: an erased subject's id is not sent again), its attempts counted
+    on; None when it is still pending (its scheduled attempt will send it)."""
     if current.status == PENDING:
         return None
-    return replace(current, status=PENDING, next_attempt_at=wanted.next_attempt_at)
+    return replace(current, status=PENDING, next_attempt_at=wanted.next_attempt_at, body=wanted.body)
 
 
 class Deliveries(abc.ABC):
