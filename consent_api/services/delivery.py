@@ -68,7 +68,8 @@ log = logging.getLogger("consent_api.webhooks")
 LEASE = "webhook-delivery"
 PAGE = 500  # feed events per enqueue
 PAGES_PER_ROUND = 10  # per endpoint, so one far behind does not starve the others' sends
-PENDING_SCAN = 200  # oldest pending messages looked at per endpoint and round
+PENDING_SCAN = 64  # oldest pending messages looked at per endpoint and round (16x what may be in flight)
+MIN_ROUND_S = 0.02  # between rounds: completions arriving together share a round and a commit
 SEND_THREADS = 16
 ERASURES_KEPT = timedelta(days=30)  # how long subject.erased can still name the subject
 
@@ -127,6 +128,7 @@ class Worker:
             except Exception:  # noqa: BLE001 - a store outage must not end the worker: the next round retries
                 log.exception("webhook round failed; retrying")
             self._wake.wait(poll)
+            stop.wait(MIN_ROUND_S)  # sends completing meanwhile are recorded in one transaction
             self._wake.clear()
         self._pool.shutdown(wait=True)
         try:
