@@ -1,4 +1,4 @@
-"""consent-api: serve, tenant create, key create, seed-demo, rebuild-state, export, verify-export,
+"""consent-api: serve, worker, tenant create, key create, seed-demo, rebuild-state, export, verify-export,
 migrate, migrate-store, rotate-signing-key, tick-requests.
 
 Every command reads CONSENT_DATABASE_URL (default sqlite:///./consent.db)."""
@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -103,12 +104,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     print(f"consent_api {__version__} on http://{args.host}:{args.port} "
           f"({args.workers} workers, store {settings.database_url.split('://')[0]})", file=sys.stderr)
     ticker = _request_ticker(settings)
+    delivery = _start_delivery_worker(settings)
     # SIGTERM/SIGINT: granian stops accepting, lets each worker finish its requests (for at
     # most --shutdown-timeout seconds), and each worker closes its store (web/wsgi.py).
     try:
         serve_wsgi("consent_api.web.wsgi:app", args.host, args.port, args.workers, args.threads,
                    kill_timeout=args.shutdown_timeout)
     finally:
+        _stop_delivery_worker(delivery)
         if ticker is not None:
             ticker.stop()
     if made_metrics_dir:
@@ -139,6 +142,58 @@ def cmd_tick_requests(args: argparse.Namespace, settings: Settings) -> int:
 
     marked = requests.tick(_deps(settings))
     _print_json([{"tenant_id": t, "request_id": r, "notice": n} for t, r, n in marked])
+    return 0
+
+
+def _start_delivery_worker(settings: Settings) -> subprocess.Popen | None:
+    """serve's webhook deliveries: `consent-api worker` as a child that ends with this process
+    (CONSENT_WEBHOOK_WORKER=off leaves them to a separate `consent-api worker`). A process of
+    its own rather than a thread in each granian worker: its sends and their waits take no
+    request thread and no GIL from the API, and the store's lease still lets one deliver when
+    several servers share a store."""
+    if settings.webhook_worker.lower() == "off":
+        return None
+    return subprocess.Popen([sys.executable, "-m", "consent_api.cli", "worker", "--parent-pid", str(os.getpid())],
+                            stdin=subprocess.DEVNULL)
+
+
+def _stop_delivery_worker(process: subprocess.Popen | None) -> None:
+    if process is None:
+        return
+    process.terminate()  # it finishes the sends under way (at most the 10 s send timeout) and records them
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    import signal
+    import threading
+    import time
+
+    from consent_api.services.delivery import Worker
+    from consent_api.web import requestlog
+
+    requestlog.install(settings.log_level)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    if args.parent_pid:
+        def orphaned() -> None:  # serve was killed without stopping us: stop too
+            while not stop.wait(0.5):
+                if os.getppid() != args.parent_pid:
+                    stop.set()
+        threading.Thread(target=orphaned, name="parent-watch", daemon=True).start()
+    deps = _deps(settings)
+    worker = Worker(deps)
+    print(f"webhook worker {worker.holder} started (store {settings.database_url.split('://')[0]}, "
+          f"lease {settings.webhook_lease_s} s)", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    worker.run(stop)
+    deps.store.close()
+    print(f"webhook worker stopped after {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
     return 0
 
 
@@ -369,6 +424,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo-keys-file", default="demo-keys.env",
                        help="with --demo, also write the keys here (mode 0600)")
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="deliver webhooks (one worker delivers at a time, by a lease in "
+                                           "the store; `serve` runs one unless CONSENT_WEBHOOK_WORKER=off)")
+    worker.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+    worker.set_defaults(func=cmd_worker)
 
     tenant = sub.add_parser("tenant", help="manage tenants").add_subparsers(dest="action", required=True)
     tc = tenant.add_parser("create", help="create a tenant and print its first admin key (once)")

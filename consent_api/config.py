@@ -54,6 +54,15 @@ class Settings:
     mongo_socket_timeout_ms: int = 30000
     mongo_wait_queue_timeout_ms: int = 5000
     mongo_export_read_preference: str = "secondaryPreferred"
+    # Webhooks (DESIGN.md §9.1): 1 lets them reach private, loopback and link-local addresses
+    # over http too (tests, on-premises receivers).
+    webhook_allow_private: int = 0
+    # on: `consent-api serve` runs the delivery worker beside its workers; off: only
+    # `consent-api worker` delivers (one lease holder delivers either way).
+    webhook_worker: str = "on"
+    webhook_lease_s: int = 15
+    webhook_poll_ms: int = 100
+    changes_max_waiters: int = 4  # GET /v1/changes?wait= long polls per process at once
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -81,7 +90,7 @@ class Settings:
 def deps_for(settings: Settings, store: Store, clock: Clock) -> Deps:
     """The services' collaborators under these settings: the app's (web/app.py) and the CLI's."""
     from consent_api.security.signing_keys import KeyRing
-    from consent_api.services.deps import AuthRules, Deps
+    from consent_api.services.deps import AuthRules, Deps, WebhookRules
 
     return Deps(
         store=store, clock=clock, keys=KeyRing(store, clock, settings.key_encryption_key),
@@ -93,4 +102,7 @@ def deps_for(settings: Settings, store: Store, clock: Clock) -> Deps:
                        subject_token_max_lifetime_s=settings.subject_token_max_lifetime_s,
                        subject_token_leeway_s=settings.subject_token_leeway_s,
                        subject_token_audience=settings.subject_token_audience),
+        webhooks=WebhookRules(allow_private=settings.webhook_allow_private == 1,
+                              max_waiters=settings.changes_max_waiters, lease_s=settings.webhook_lease_s,
+                              poll_s=settings.webhook_poll_ms / 1000),
     )

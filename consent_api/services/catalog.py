@@ -8,6 +8,7 @@ from typing import Any
 from consent_api.domain.clock import format_ts
 from consent_api.domain.model import POLICY_VERSION, PURPOSE_KEY, PolicyVersion, Purpose, Vendor
 from consent_api.errors import Invalid, NotFound
+from consent_api.services import webhooks
 from consent_api.services.deps import Deps
 from consent_api.services.pages import Page, slice_page
 
@@ -54,6 +55,7 @@ def publish_policy(deps: Deps, tenant_id: str, data: dict[str, Any]) -> PolicyVe
         summary=dict(data.get("summary") or {}), published_at=deps.clock(),
     )
     deps.store.add_policy(tenant_id, policy)
+    webhooks.policy_published(deps, tenant_id, policy)
     return policy
 
 

@@ -34,6 +34,7 @@ from consent_api.domain.status import (
     subject_state,
 )
 from consent_api.errors import Invalid, NotFound
+from consent_api.services import webhooks
 from consent_api.services.deps import Deps
 from consent_api.services.idempotency import Claim
 from consent_api.services.pages import Page, check_limit, decode_cursor, encode_cursor, int_cursor
@@ -164,8 +165,9 @@ def erase(deps: Deps, tenant_id: str, subject_id: str, actor_id: str | None) -> 
     rights requests are closed in the same append, and its privacy-center sessions end."""
     from consent_api.services import requests  # builds on this module's drafts
 
-    _require_existing(deps, tenant_id, subject_id)
+    current = _require_existing(deps, tenant_id, subject_id)
     now = deps.clock()
+    webhooks.note_erasure(deps, tenant_id, current.subject_ref, subject_id, now)
     sub = Submission([], None, {"channel": "server"},
                      actor={"type": ActorType.AGENT, "id": actor_id, "reason": "erasure request"})
     closing = requests.closing_on_erasure(deps, tenant_id, subject_id, now, actor_id)

@@ -24,6 +24,16 @@ class AuthRules:
 
 
 @dataclass(frozen=True)
+class WebhookRules:
+    """The change feed's and the webhooks' settings (services/changes.py, webhooks.py, delivery.py)."""
+
+    allow_private: bool = False  # receivers on private, loopback or link-local addresses, and http
+    max_waiters: int = 4  # GET /v1/changes long polls waiting at once per process; more answer at once
+    lease_s: float = 15.0  # the delivery worker's lease: another takes over this long after a crash
+    poll_s: float = 0.1  # how often an idle worker looks for new events
+
+
+@dataclass(frozen=True)
 class Deps:
     store: Store
     clock: Clock
@@ -37,3 +47,4 @@ class Deps:
     auth: AuthRules = field(default_factory=AuthRules)
     # CONSENT_KEY_ENCRYPTION_KEY: seals tenants' HS256 subject-token secrets at rest (security/sealed.py)
     key_encryption_key: str | None = None
+    webhooks: WebhookRules = field(default_factory=WebhookRules)

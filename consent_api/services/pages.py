@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -67,3 +68,16 @@ def slice_page(items: list[T], cursor: str | None, limit: int | None, key) -> Pa
     page = rest[:limit]
     more = len(rest) > limit
     return Page(page, encode_cursor(key(page[-1])) if more and page else None)
+
+
+def keyed_page(fetch: Callable[[str | None, int], list[T]], cursor: str | None, limit: int | None,
+               key: Callable[[T], str]) -> Page[T]:
+    """A page of a store list ordered by a string key: fetch(after, n) answers at most n items
+    whose key(item) is after ``after`` (None: from the first)."""
+    limit = check_limit(limit)
+    after = decode_cursor(cursor)
+    if after is not None and not isinstance(after, str):
+        raise Invalid.field("cursor", "not a cursor returned by this API")
+    found = fetch(after, limit + 1)
+    more = len(found) > limit
+    return Page(found[:limit], encode_cursor(key(found[limit - 1])) if more else None)

@@ -11,7 +11,7 @@ from consent_api.domain.model import ApiKey, Scope, SubjectTokenKey, Tenant
 from consent_api.errors import Invalid, NotFound
 from consent_api.security import apikeys, sealed, tokens
 from consent_api.services.deps import Deps
-from consent_api.services.pages import Page, check_limit, decode_cursor, encode_cursor
+from consent_api.services.pages import Page, keyed_page
 
 SCOPES = tuple(str(s) for s in Scope)
 
@@ -71,14 +71,8 @@ def _origin(value: str, index: int) -> str:
 
 
 def list_keys(deps: Deps, tenant_id: str, cursor: str | None, limit: int | None) -> Page[ApiKey]:
-    limit = check_limit(limit)
-    after = decode_cursor(cursor)
-    if after is not None and not isinstance(after, str):
-        raise Invalid.field("cursor", "not a cursor returned by this API")
-    keys = deps.store.list_api_keys(tenant_id, after, limit + 1)
-    more = len(keys) > limit
-    keys = keys[:limit]
-    return Page(keys, encode_cursor(keys[-1].id) if more else None)
+    return keyed_page(lambda after, n: deps.store.list_api_keys(tenant_id, after, n), cursor, limit,
+                      key=lambda k: k.id)
 
 
 def get_key(deps: Deps, tenant_id: str, key_id: str) -> ApiKey:

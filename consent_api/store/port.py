@@ -32,6 +32,7 @@ from consent_api.domain.model import (
     Vendor,
 )
 from consent_api.domain.requests import RightsRequest
+from consent_api.store.delivery import Deliveries
 
 __all__ = ["Answer", "Appended", "Chain", "DailyCounts", "ExportCursor", "ExportFilter", "IDEMPOTENCY_TTL",
            "IdempotencyRecord", "Plan", "RequestFilter", "Reseal", "Sealed", "Store", "Stored"]
@@ -125,7 +126,9 @@ class DailyCounts:
     rows: Tally
 
 
-class Store(abc.ABC):
+class Store(Deliveries):
+    """Ledger, catalog and credentials here; the change feed and webhooks in store/delivery.py."""
+
     # --- tenants and credentials -------------------------------------------------------
     @abc.abstractmethod
     def create_tenant(self, tenant: Tenant) -> None:

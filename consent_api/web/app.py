@@ -31,6 +31,7 @@ from consent_api.web import (
     rsgi,
     stats,
     subjects,
+    webhooks,
 )
 from consent_api.web.fastreads import FastReads
 from consent_api.web.json_provider import OrjsonProvider
@@ -68,7 +69,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, store: Stor
     app.extensions["consent_api.deps"] = deps
 
     for blueprint in (admin.bp, subjects.bp, checks.bp, ops.bp, public.bp, docs.bp, audit.bp, requests.bp,
-                      stats.bp):
+                      stats.bp, webhooks.bp):
         app.register_blueprint(blueprint)
     problems.init_app(app)
     pages.init_app(app)  # after problems: under a page set's prefix, errors answer as pages

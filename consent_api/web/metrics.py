@@ -34,7 +34,11 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
+from consent_api.services import webhooks
+from consent_api.services.deps import Deps
 from consent_api.store.port import Store
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -97,7 +101,7 @@ def _forwarder(name: str) -> Callable[..., Any]:
     return forward
 
 
-for _name in [n for n, v in vars(Store).items() if not n.startswith("_") and inspect.isfunction(v)]:
+for _name in [n for n in dir(Store) if not n.startswith("_") and inspect.isfunction(getattr(Store, n))]:
     setattr(TimedStore, _name, _forwarder(_name))
 TimedStore.__abstractmethods__ = frozenset()
 del _name
@@ -171,14 +175,43 @@ def method_label(method: str) -> str:
     return method if method in METHODS else OTHER
 
 
-def exposition() -> tuple[bytes, str]:
-    """The metrics text and its content type: every worker's samples under serve."""
+def exposition(deps: Deps | None = None) -> tuple[bytes, str]:
+    """The metrics text and its content type: every worker's samples under serve, and, given
+    the app's deps, the webhook deliveries as the store counts them."""
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:
         registry = REGISTRY
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+    text = generate_latest(registry)
+    if deps is not None:
+        webhooks_registry = CollectorRegistry()
+        webhooks_registry.register(WebhookCollector(deps))
+        text += generate_latest(webhooks_registry)
+    return text, CONTENT_TYPE_LATEST
+
+
+class WebhookCollector(Collector):
+    """Read from the store at each scrape, so the figures are the same whichever process
+    answers and wherever the delivery worker runs (serve's child, or `consent-api worker`).
+    The lag names at most webhooks.MAX_LAG_LABELS endpoints, those furthest behind."""
+
+    def __init__(self, deps: Deps):
+        self.deps = deps
+
+    def collect(self) -> Iterator[Metric]:
+        counts = webhooks.delivery_counts(self.deps)
+        attempts = CounterMetricFamily("consent_api_webhook_deliveries",
+                                       "Webhook delivery attempts recorded, by outcome.", labels=["status"])
+        for status in ("delivered", "failed"):
+            attempts.add_metric([status], counts.get(status, 0))
+        yield attempts
+        lag = GaugeMetricFamily("consent_api_webhook_lag_seconds",
+                                "Age of the oldest event not yet delivered to an enabled endpoint.",
+                                labels=["webhook_id"])
+        for webhook_id, seconds in webhooks.lags(self.deps):
+            lag.add_metric([webhook_id], seconds)
+        yield lag
 
 
 def route() -> str:

@@ -39,7 +39,7 @@ def metrics():
         given = bearer_token()
         if given is None or not same_secret(given, expected):
             raise Unauthorized("send Authorization: Bearer <CONSENT_METRICS_TOKEN>")
-    body, content_type = prometheus.exposition()
+    body, content_type = prometheus.exposition(deps())
     return Response(body, content_type=content_type)
 
 

@@ -9,6 +9,9 @@
   generate by itself, which once reached a store or an encoder as a 500 (a lone UTF-16
   surrogate or a NUL in a string, nesting past the parser's limit, cursors beyond 64 bits or
   decoding to broken text).
+  Webhook URLs of positive cases become a closed port of 127.0.0.1 (the fuzzed server allows
+  private receivers and runs no delivery worker, so nothing is ever sent anywhere), and
+  long polls of the change feed wait half a second at most.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ SHAPE_MESSAGES = (
 PURPOSES = [p for p in os.environ.get("CONSENT_FUZZ_PURPOSES", "").split(",") if p]
 POLICY = os.environ.get("CONSENT_FUZZ_POLICY", "")
 SUBJECT = os.environ.get("CONSENT_FUZZ_SUBJECT", "")
+WEBHOOK_URL = "http://127.0.0.1:9/hooks"  # the discard port: nothing listens there
 
 
 @schemathesis.check
@@ -126,9 +130,16 @@ def map_case(ctx, case: Case) -> Case:
     generated (replacing their values could make them valid), but a third of them turn
     hostile: they stay invalid, and must be refused with a 4xx like any other."""
     meta = case.meta
+    query = case.query
+    if isinstance(query, dict) and isinstance(query.get("wait"), (int, float)) and 0 < query["wait"] <= 30:
+        query["wait"] = min(query["wait"], 0.5)  # a valid wait stays valid, an invalid one invalid
     if meta is not None and not meta.generation.mode.is_positive:
         return hostile(case) if random.random() < 0.35 else case
-    if meta is None or random.random() < 0.5:
+    if meta is None:
+        return case
+    if isinstance(case.body, dict) and isinstance(case.body.get("url"), str):
+        case.body["url"] = WEBHOOK_URL
+    if random.random() < 0.5:
         return case
     params = case.path_parameters
     if isinstance(params, dict):

@@ -31,3 +31,16 @@ def test_python_m_bench_prints_ratios_and_writes_json(tmp_path):
     written_events = tier["export"]["events"] - 900
     writes = tier["rows"]["write"]
     assert writes["requests"] <= written_events <= writes["requests"] + writes["connections"]
+
+
+def test_the_webhooks_bench_runs_end_to_end(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.webhooks_bench", "--rate", "20", "--seconds", "2", "--backlog", "50",
+         "--duration", "1", "--pairs", "1", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "p99" in result.stdout and "deliveries to one receiver" in result.stdout
+    [written] = tmp_path.glob("webhooks-*.json")
+    data = json.loads(written.read_text())
+    assert data["latency"]["deliveries"] == 3 * data["latency"]["writes"] > 0
+    assert data["throughput"]["complete"] and data["write_path"]["ratio"] > 0

@@ -15,6 +15,8 @@ COUNTERS_VERSION = next(m.version for m in MIGRATIONS.values() if "per-day count
 # before the counters left it.
 LATER = {
     8: ("DROP INDEX idempotency_subject_id", "ALTER TABLE idempotency DROP COLUMN subject_id"),
+    9: ("DROP INDEX events_feed", *(f"DROP TABLE {t}" for t in (
+        "webhooks", "webhook_messages", "webhook_attempts", "webhook_counters", "erasures", "leases"))),
 }
 
 

@@ -45,6 +45,9 @@ BODIES = [
     ("POST", "/v1/subjects/u1/requests", '{"type": "copy", "details": "a copy, please"}', "admin"),
     ("PATCH", "/v1/requests/req_1", '{"status": "rejected", "reason": "no such data"}', "admin"),
     ("PUT", "/v1/settings", '{"request_deadline": {"days": 15, "calendar": "cn_workdays"}}', "admin"),
+    ("POST", "/v1/webhooks", '{"url": "https://example.com/hook", "description": "crm"}', "admin"),
+    ("PATCH", "/v1/webhooks/wh_1", '{"description": "crm"}', "admin"),
+    ("POST", "/v1/webhooks/wh_1/replay", '{"after": "abc"}', "admin"),
     ("POST", "/v1/public/consents", '{"subject_id": "anon-1", "decisions": [{"purpose": "push", '
                                     '"granted": true}], "policy_version": "2026-01"}', "publishable"),
 ]
@@ -147,11 +150,17 @@ CURSORS = [b64(str(2**64).encode()), b64(str(2**63).encode()), b64(b"-1"), b64(b
 
 @pytest.mark.parametrize("path", ["/v1/subjects/u1/history", "/v1/audiences/push", "/v1/purposes",
                                   "/v1/policies", "/v1/vendors", "/v1/keys", "/v1/audit/events",
-                                  "/v1/requests", "/v1/subjects/u1/requests"])
+                                  "/v1/requests", "/v1/subjects/u1/requests", "/v1/webhooks"])
 def test_cursors_the_api_never_issued_are_refused(world, path):
     _, tenant, _ = world
     for cursor in CURSORS:
         assert_problem(tenant.get(path, query={"cursor": cursor}), 422)
+
+
+def test_change_feed_positions_the_api_never_issued_are_refused(world):
+    _, tenant, _ = world
+    for cursor in CURSORS:
+        assert_problem(tenant.get("/v1/changes", query={"after": cursor}), 422)
 
 
 def test_every_operation_with_a_body_is_probed():
@@ -163,7 +172,7 @@ def test_every_operation_with_a_body_is_probed():
     with_body = {(method.upper(), path) for path, item in document["paths"].items()
                  for method, op in item.items() if isinstance(op, dict) and "requestBody" in op}
     probed = {(m, p.replace("/u1/", "/{subject_id}/").replace("/extra", "/{key}").replace("/acme", "/{key}")
-               .replace("/req_1", "/{request_id}"))
+               .replace("/req_1", "/{request_id}").replace("/wh_1", "/{webhook_id}"))
               for m, p, _, _ in BODIES}
     assert with_body == probed
 

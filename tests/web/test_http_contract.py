@@ -179,6 +179,26 @@ def test_every_operation_answers_as_documented(api, operator, app_tenant):
     api.get("/v1/stats?since=2026-03-02&until=2026-03-01", token=t.reader, expect=422)
     api.get("/v1/stats", token=t.writer, expect=403)
 
+    # --- change feed and webhooks -----------------------------------------------------------
+    changes = api.get("/v1/changes?limit=2", token=t.reader, expect=200).get_json()
+    api.get(f"/v1/changes?after={changes['next_cursor']}&wait=0", token=t.reader, expect=200)
+    api.get("/v1/changes?wait=31", token=t.reader, expect=422)
+    hook = api.post("/v1/webhooks", json={"url": "https://93.184.216.34/hooks", "types": ["consent.changed"]},
+                    token=t.admin, expect=201).get_json()  # a public address: no worker runs here to send
+    api.post("/v1/webhooks", json={"url": "https://10.0.0.1/"}, token=t.admin, expect=422)
+    api.get("/v1/webhooks", token=t.admin, expect=200)
+    hook_path = f"/v1/webhooks/{hook['id']}"
+    api.get(hook_path, token=t.admin, expect=200)
+    api.get(hook_path, token=other.admin, expect=404)
+    api.call("PATCH", hook_path, json={"description": "CRM"}, token=t.admin, expect=200)
+    api.post(f"{hook_path}/rotate-secret", token=t.admin, expect=200)
+    pending = api.post(f"{hook_path}/test", token=t.admin, expect=202).get_json()
+    api.get(f"{hook_path}/deliveries?status=pending", token=t.admin, expect=200)
+    api.post(f"{hook_path}/deliveries/{pending['id']}/retry", token=t.admin, expect=202)
+    api.post(f"{hook_path}/replay", json={"after": changes["next_cursor"]}, token=t.admin, expect=202)
+    api.get("/v1/audit/deliveries", token=t.auditor, expect=200)
+    api.delete(hook_path, token=t.admin, expect=204)
+
     # --- public (browser) --------------------------------------------------------------------
     web = {"Origin": ORIGIN}
     config = api.get("/v1/public/config?locale=zh-CN", token=t.publishable, headers=web, expect=200)

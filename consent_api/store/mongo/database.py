@@ -72,6 +72,24 @@ INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
     ("tenant_settings", [("tenant_id", ASCENDING)], {"name": "tenant_id", "unique": True}),
     # GET /v1/stats: a tenant's days in order (store/mongo/daily.py)
     ("daily_counts", [("tenant_id", ASCENDING), ("day", ASCENDING)], {"name": "tenant_id_day", "unique": True}),
+    # the change feed and webhooks (delivery.py)
+    ("events", [("tenant_id", ASCENDING), ("feed_seq", ASCENDING)], {"name": "feed"}),
+    ("feed_gaps", [("tenant_id", ASCENDING), ("n", ASCENDING)], {"name": "tenant_id_n", "unique": True}),
+    ("webhooks", [("tenant_id", ASCENDING), ("id", ASCENDING)], {"name": "tenant_id_id", "unique": True}),
+    ("webhooks", [("status", ASCENDING)], {"name": "status"}),
+    ("webhook_messages", [("tenant_id", ASCENDING), ("webhook_id", ASCENDING), ("id", ASCENDING)],
+     {"name": "tenant_id_webhook_id_id", "unique": True}),
+    ("webhook_messages", [("tenant_id", ASCENDING), ("webhook_id", ASCENDING), ("status", ASCENDING),
+                          ("order", ASCENDING), ("id", ASCENDING)], {"name": "pending"}),
+    ("webhook_attempts", [("tenant_id", ASCENDING), ("webhook_id", ASCENDING), ("id", ASCENDING)],
+     {"name": "tenant_id_webhook_id_id", "unique": True}),
+    ("webhook_attempts", [("tenant_id", ASCENDING), ("webhook_id", ASCENDING), ("created_at", ASCENDING),
+                          ("id", ASCENDING)], {"name": "log"}),
+    ("webhook_attempts", [("tenant_id", ASCENDING), ("created_at", ASCENDING), ("id", ASCENDING)],
+     {"name": "export"}),
+    ("erasures", [("tenant_id", ASCENDING), ("subject_ref", ASCENDING)],
+     {"name": "tenant_id_subject_ref", "unique": True}),
+    ("erasures", [("at", ASCENDING)], {"name": "at"}),
 ]
 
 # Shard keys for a sharded cluster (`consent-api migrate --shard`); docs/scaling.md says why.
@@ -85,7 +103,10 @@ SHARD_KEYS: dict[str, list[tuple[str, Any]]] = {
 # Small collections, read on every request or by key hash alone: they stay unsharded on the
 # database's primary shard (api_keys needs two unique indexes, which sharding would forbid).
 UNSHARDED = ("tenants", "api_keys", "subject_token_keys", "purposes", "policies", "vendors",
-             "signing_keys", "page_sessions", "link_codes", "requests", "tenant_settings", "daily_counts")
+             "signing_keys", "page_sessions", "link_codes", "requests", "tenant_settings", "daily_counts",
+             "feed_gaps", "webhooks", "webhook_messages", "webhook_attempts", "erasures")
+# Found by _id alone, a document per tenant or per name, so neither indexed nor sharded:
+# feed_counters, webhook_counters, leases (delivery.py).
 
 READ_PREFERENCES = {
     "primary": ReadPreference.PRIMARY,

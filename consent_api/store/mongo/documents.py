@@ -9,6 +9,8 @@ from typing import Any
 from consent_api.domain.model import Action, PurposeRecord, SubjectRecord
 
 NO_ID = {"_id": 0}
+# An event as the ledger has it: without the feed's bookkeeping (store/mongo/delivery.py).
+EVENT_FIELDS = {"_id": 0, "feed_seq": 0, "fed_at": 0}
 CATALOG_FIELDS = {"_id": 0, "tenant_id": 0}
 
 

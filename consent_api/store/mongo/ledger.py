@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import pymongo
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -18,8 +19,8 @@ from consent_api.domain.projection import apply_events
 from consent_api.errors import Conflict
 from consent_api.store import records
 from consent_api.store.mongo import daily
-from consent_api.store.mongo.database import Database
-from consent_api.store.mongo.documents import NO_ID, event_doc, record_from, subject_doc
+from consent_api.store.mongo.delivery import FEED_WRITE_BOUND, DeliveryCollections
+from consent_api.store.mongo.documents import EVENT_FIELDS, NO_ID, event_doc, record_from, subject_doc
 from consent_api.store.port import Answer, Chain, DailyCounts, ExportFilter
 
 EXPORT_ORDER = [("recorded_at", ASCENDING), ("seq", ASCENDING), ("event_id", ASCENDING)]
@@ -27,7 +28,7 @@ EXPORT_BATCH = 1000  # events per subject_id look-up while exporting
 IN_CHUNK = 1000  # ids per $in / $or query
 
 
-class Ledger(Database):
+class Ledger(DeliveryCollections):
     # --- subjects: reading and repairing -------------------------------------------------------
     def _load(self, tenant_id: str, subject_id: str) -> SubjectRecord | None:
         """The subject's record caught up with its events; None when unknown or erased."""
@@ -38,7 +39,7 @@ class Ledger(Database):
         """Apply the events newer than the record (a writer died or is mid-way) and save it."""
         newer = list(self._events.find(
             {"tenant_id": tenant_id, "subject_ref": record.subject_ref, "seq": {"$gt": record.seq}},
-            NO_ID,
+            EVENT_FIELDS,
         ).sort("seq", ASCENDING))
         if not newer:
             return record
@@ -176,14 +177,23 @@ class Ledger(Database):
         return True
 
     def _insert_events(self, events: list[dict[str, Any]]) -> int:
-        """Insert in seq order; the number inserted before a seq already taken."""
+        """Insert in seq order, each at a new feed position (delivery.py); the number inserted
+        before a seq already taken, whose positions and the rest are recorded as unused."""
+        if not events:
+            return 0
+        tenant_id = events[0]["tenant_id"]
+        first, fed_at = self._take_positions(tenant_id, len(events))
+        docs = [{**event_doc(e), "feed_seq": first + i, "fed_at": fed_at} for i, e in enumerate(events)]
         try:
-            self._events.insert_many([event_doc(e) for e in events], ordered=True)
+            with pymongo.timeout(FEED_WRITE_BOUND.total_seconds()):  # never lands after readers passed it
+                self._events.insert_many(docs, ordered=True)
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors") or []
             if errors and not exc.details.get("writeConcernErrors") and all(
                     e.get("code") == 11000 for e in errors):
-                return errors[0]["index"]
+                inserted = errors[0]["index"]
+                self._unused_positions(tenant_id, [d["feed_seq"] for d in docs[inserted:]])
+                return inserted
             raise
         return len(events)
 
@@ -199,7 +209,7 @@ class Ledger(Database):
     def subject_events(self, tenant_id: str, subject_ref: str, after_seq: int = 0,
                        limit: int | None = None) -> list[dict[str, Any]]:
         cursor = self._events.find(
-            {"tenant_id": tenant_id, "subject_ref": subject_ref, "seq": {"$gt": after_seq}}, NO_ID
+            {"tenant_id": tenant_id, "subject_ref": subject_ref, "seq": {"$gt": after_seq}}, EVENT_FIELDS
         ).sort("seq", ASCENDING)
         if limit is not None:
             cursor = cursor.limit(limit)
@@ -227,7 +237,7 @@ class Ledger(Database):
             ]
         # Events may come from a secondary (export_read_preference); subject ids come from the
         # primary, where a subject's mapping is written before its first event.
-        cursor = self._export_events.find(query, NO_ID).sort(EXPORT_ORDER).batch_size(EXPORT_BATCH)
+        cursor = self._export_events.find(query, EVENT_FIELDS).sort(EXPORT_ORDER).batch_size(EXPORT_BATCH)
         try:
             batch: list[dict[str, Any]] = []
             for event in cursor:

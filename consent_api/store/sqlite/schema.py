@@ -70,7 +70,6 @@ CREATE UNIQUE INDEX events_chain ON events (tenant_id, subject_ref, seq);
 CREATE INDEX events_export ON events (tenant_id, recorded_at, seq, event_id)
 """
 
-
 # Version 5: the page sets' sessions and the privacy center's one-time link codes (web/pages/).
 # Both are found by the hash of a secret; tenant_id and subject_id / key_id end a person's or a
 # key's sessions at once, expires_at lets each put purge a batch of expired rows.
@@ -131,6 +130,32 @@ ALTER TABLE idempotency ADD COLUMN subject_id TEXT;
 CREATE INDEX idempotency_subject_id ON idempotency (tenant_id, subject_id) WHERE subject_id IS NOT NULL
 """
 
+# Version 9: the change feed (events_feed: a tenant's events in rowid order, which is commit
+# order) and the webhook tables (store/sqlite/delivery.py).
+FEED_AND_WEBHOOKS = """
+CREATE INDEX events_feed ON events (tenant_id);
+CREATE TABLE webhooks (
+    tenant_id TEXT NOT NULL, id TEXT NOT NULL, status TEXT NOT NULL, cursor INTEGER NOT NULL,
+    replay_until INTEGER, doc TEXT NOT NULL, PRIMARY KEY (tenant_id, id)) WITHOUT ROWID;
+CREATE INDEX webhooks_enabled ON webhooks (status, tenant_id, id);
+CREATE TABLE webhook_messages (
+    tenant_id TEXT NOT NULL, webhook_id TEXT NOT NULL, id TEXT NOT NULL, ord INTEGER NOT NULL,
+    status TEXT NOT NULL, event_at TEXT NOT NULL, doc TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, webhook_id, id)) WITHOUT ROWID;
+CREATE INDEX webhook_messages_pending ON webhook_messages (tenant_id, webhook_id, ord, id) WHERE status = 'pending';
+CREATE TABLE webhook_attempts (
+    tenant_id TEXT NOT NULL, webhook_id TEXT NOT NULL, id TEXT NOT NULL, created_at TEXT NOT NULL,
+    status TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (tenant_id, webhook_id, id)) WITHOUT ROWID;
+CREATE INDEX webhook_attempts_log ON webhook_attempts (tenant_id, webhook_id, created_at, id);
+CREATE INDEX webhook_attempts_time ON webhook_attempts (tenant_id, created_at, id);
+CREATE TABLE webhook_counters (name TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE erasures (
+    tenant_id TEXT NOT NULL, subject_ref TEXT NOT NULL, subject_id TEXT NOT NULL, at TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, subject_ref)) WITHOUT ROWID;
+CREATE INDEX erasures_at ON erasures (at);
+CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, until TEXT NOT NULL) WITHOUT ROWID
+"""
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -155,6 +180,8 @@ MIGRATIONS = {m.version: m for m in (
     Migration(7, "per-day counters for GET /v1/stats, counted from the ledger already there.", daily.fill),
     Migration(8, "idempotency records name their subject, so an erasure deletes every one that holds its id.",
               lambda conn: run_script(conn, IDEMPOTENCY_SUBJECTS)),
+    Migration(9, "the change feed (GET /v1/changes) and webhook endpoints, messages, delivery log and lease.",
+              lambda conn: run_script(conn, FEED_AND_WEBHOOKS)),
 )}
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -26,6 +26,7 @@ from consent_api.errors import Conflict
 from consent_api.store import records
 from consent_api.store.port import IDEMPOTENCY_TTL, IdempotencyRecord, RequestFilter, Store
 from consent_api.store.sqlite import schema
+from consent_api.store.sqlite.delivery import DeliveryTables
 from consent_api.store.sqlite.ledger import Ledger
 from consent_api.store.sqlite.rows import ANSWER, dumps, loads
 
@@ -45,7 +46,7 @@ class _Catalog:
     validity: dict[str, float | None]  # purpose key -> validity_days (the per-day counters' expiries)
 
 
-class SQLiteStore(Ledger, Store):
+class SQLiteStore(DeliveryTables, Ledger, Store):
     """The Store on one SQLite file (or ``:memory:``); the schema is brought up to date on opening."""
 
     def __init__(self, path: str = ":memory:", *, busy_timeout_s: float = 30.0):

@@ -1,0 +1,336 @@
+"""The delivery worker's rules, stepped with a fixed clock (Worker.run_once) against a real
+receiver on 127.0.0.1: signing, at-least-once, per-subject order, retries with backoff, the
+failed and disabled states, replay and retry. No sleeps: each round waits for its own sends."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from standardwebhooks.webhooks import Webhook as Verifier
+
+from consent_api.domain.clock import FixedClock
+from consent_api.domain.webhooks import RETRY_FOR, RETRY_STEPS
+from consent_api.security.signing_keys import KeyRing
+from consent_api.services import catalog, consents, tenants, webhooks
+from consent_api.services.consents import Decision, Submission
+from consent_api.services.delivery import Worker
+from consent_api.services.deps import Deps, WebhookRules
+from consent_api.store.open import open_store
+from tests.support.receiver import receiving
+
+
+@dataclass
+class World:
+    deps: Deps
+    clock: FixedClock
+    tenant_id: str
+
+    def decide(self, subject: str, **granted: bool) -> dict:
+        recorded = consents.record(self.deps, self.tenant_id, subject, Submission(
+            [Decision(p, g) for p, g in granted.items()], "v1", {"channel": "ios"}))
+        return recorded.events
+
+    def hook(self, url: str, **filters) -> webhooks.Created:
+        return webhooks.create(self.deps, self.tenant_id, url, **filters)
+
+    def worker(self, **kw) -> Worker:
+        return Worker(self.deps, **kw)
+
+    def log(self, webhook_id: str) -> list:
+        return list(reversed(webhooks.deliveries(self.deps, self.tenant_id, webhook_id, None, None, 500).items))
+
+
+@pytest.fixture(params=["sqlite:///:memory:", "mongomock://worker"], ids=["sqlite", "mongomock"])
+def world(request):
+    # Standard Webhooks receivers refuse timestamps 5 minutes away from their clock: start at now.
+    clock = FixedClock(datetime.now(timezone.utc).replace(microsecond=0))
+    store = open_store(request.param)
+    deps = Deps(store, clock, KeyRing(store, clock), webhooks=WebhookRules(allow_private=True))
+    tenant, _ = tenants.create_tenant(deps, "Hooks")
+    for key in ("push", "location", "sms"):
+        catalog.put_purpose(deps, tenant.id, key, {"kind": "processing", "title": {"en": key}})
+    catalog.publish_policy(deps, tenant.id, {"version": "v1", "effective_at": clock() - timedelta(days=1)})
+    yield World(deps, clock, tenant.id)
+    store.close()
+
+
+def test_a_decision_reaches_the_receiver_signed_and_verifiable_with_standardwebhooks(world):
+    with receiving() as receiver:
+        created = world.hook(receiver.url)
+        [event] = world.decide("alice", push=True)
+        worker = world.worker()
+        assert worker.run_once().sent == 1
+        [got] = receiver.requests
+        payload = Verifier(created.secret).verify(got.body, got.headers)  # raises unless signed by us
+        assert payload["type"] == "consent.changed"
+        assert payload["data"]["subject_id"] == "alice" and payload["data"]["tenant_id"] == world.tenant_id
+        assert payload["data"]["event"]["event_id"] == event["event_id"]
+        assert payload["data"]["state"]["status"] == "granted" and payload["data"]["state"]["allowed"] is True
+        assert payload["timestamp"] == event["recorded_at"]
+        assert got.id.startswith("msg_") and got.headers["content-type"] == "application/json"
+        with pytest.raises(Exception, match="signature"):
+            Verifier(webhooks.new_secret()).verify(got.body, got.headers)
+        [row] = world.log(created.webhook.id)
+        assert (row.status, row.attempt, row.response_status, row.event_id) == ("delivered", 1, 204,
+                                                                                event["event_id"])
+        worker.close()
+
+
+def test_a_new_webhook_gets_only_what_was_committed_after_it(world):
+    world.decide("before", push=True)
+    with receiving() as receiver:
+        world.hook(receiver.url)
+        world.decide("after", push=False)
+        world.worker().run_once()
+        assert [e["data"]["subject_id"] for e in receiver.events] == ["after"]
+
+
+def test_500_three_times_then_200_is_retried_with_backoff_and_logged_as_four_attempts(world):
+    with receiving(answers=[500, 500, 500], status=200) as receiver:
+        created = world.hook(receiver.url)
+        world.decide("bob", push=True)
+        worker = world.worker()
+        for n in range(4):
+            worker.run_once()
+            assert len(receiver.requests) == n + 1  # exactly one more send after each failure
+            worker.run_once()  # the retry is not due yet: nothing is sent
+            assert len(receiver.requests) == n + 1
+            if n < 3:
+                world.clock.advance(seconds=RETRY_STEPS[n].total_seconds())
+        assert len({r.id for r in receiver.requests}) == 1  # the same webhook-id every time
+        rows = world.log(created.webhook.id)
+        assert [(r.attempt, r.status, r.response_status) for r in rows] == [
+            (1, "failed", 500), (2, "failed", 500), (3, "failed", 500), (4, "delivered", 200)]
+        for n, row in enumerate(rows[:3]):
+            assert RETRY_STEPS[n] / 2 <= row.next_attempt_at - row.at <= RETRY_STEPS[n]
+        assert rows[3].next_attempt_at is None
+        world.clock.advance(days=1)
+        worker.run_once()
+        assert len(receiver.requests) == 4
+
+
+def test_a_subject_s_messages_go_one_at_a_time_in_ledger_order_others_flow(world):
+    with receiving() as receiver:
+        # carol's first delivery fails
+        receiver.rule = lambda r: 503 if len([x for x in receiver.requests if b"carol" in x.body]) == 1 \
+            and b"carol" in r.body else None
+        world.hook(receiver.url)
+        world.decide("carol", push=True)
+        world.decide("carol", push=False)
+        world.decide("dave", push=True)
+        worker = world.worker()
+        worker.run_once()
+        # carol's first failed, so her second waits; dave's flows
+        assert sorted((e["data"]["subject_id"], e["data"]["event"]["action"]) for e in receiver.events) == [
+            ("carol", "grant"), ("dave", "grant")]
+        world.clock.advance(seconds=5)
+        worker.run_once()
+        world.clock.advance(seconds=5)
+        worker.run_once()
+        carol = [e["data"]["event"]["action"] for e in receiver.events if e["data"]["subject_id"] == "carol"]
+        assert carol == ["grant", "grant", "withdraw"]
+
+
+def test_messages_are_failed_after_a_day_of_retries_and_the_endpoint_disabled_after_five(world):
+    with receiving(status=500) as receiver:
+        created = world.hook(receiver.url)
+        webhook_id = created.webhook.id
+        world.decide("erin", push=True)
+        worker = world.worker()
+        start = world.clock()
+        while world.clock() - start < RETRY_FOR + timedelta(hours=5):
+            worker.run_once()
+            world.clock.advance(minutes=30)
+        rows = world.log(webhook_id)
+        assert rows[-1].status == "failed" and rows[-1].next_attempt_at is None
+        assert rows[-1].at - rows[0].at >= RETRY_FOR
+        assert world.deps.store.get_message(world.tenant_id, webhook_id, rows[0].message_id).status == "failed"
+        assert len(rows) > len(RETRY_STEPS) + 4
+        before = len(receiver.requests)
+        for day in range(5):
+            world.decide(f"day-{day}", push=True)
+            world.clock.advance(days=1)
+            worker.run_once()
+        world.decide("last", push=True)
+        worker.run_once()
+        disabled = webhooks.get(world.deps, world.tenant_id, webhook_id)
+        assert disabled.status == "disabled" and disabled.disabled_at - disabled.failing_since >= timedelta(days=5)
+        [note] = [row for row in world.log(webhook_id) if row.type == "webhook.disabled"]
+        assert note.at == disabled.disabled_at and note.message_id is None
+        sent = len(receiver.requests)
+        assert sent > before
+        world.decide("after-disable", push=True)
+        world.clock.advance(hours=1)
+        worker.run_once()
+        assert len(receiver.requests) == sent  # a disabled endpoint is sent nothing
+        receiver.status = 200
+        webhooks.update(world.deps, world.tenant_id, webhook_id, {"status": "enabled"})
+        worker.run_once()
+        subjects = {e["data"]["subject_id"] for e in receiver.events[sent:]}
+        assert "after-disable" in subjects or "last" in subjects  # what was owed goes out once enabled
+
+
+def test_a_receiver_down_for_100_decisions_gets_all_of_them_in_order_once_up(world):
+    with receiving(status=503) as receiver:
+        world.hook(receiver.url)
+        written = []
+        worker = world.worker()
+        for n in range(100):
+            written += world.decide(f"s{n % 7}", push=n % 3 != 0)
+            if n % 20 == 0:
+                worker.run_once()
+        receiver.status = 204
+        for _ in range(40):
+            world.clock.advance(minutes=10)
+            worker.run_once()
+        delivered = [r for r in receiver.requests if r.json["data"]["event"]["event_id"]]
+        got = {}
+        for r in delivered:
+            got.setdefault(r.json["data"]["event"]["event_id"], r.json)
+        assert set(got) == {e["event_id"] for e in written}
+        # per subject, the first arrival of each event is in seq order
+        firsts: dict[str, list[int]] = {}
+        seen = set()
+        for r in delivered:
+            event = r.json["data"]["event"]
+            if event["event_id"] in seen:
+                continue
+            seen.add(event["event_id"])
+            firsts.setdefault(event["subject_ref"], []).append(event["seq"])
+        assert all(seqs == sorted(seqs) for seqs in firsts.values())
+
+
+def test_replay_resends_from_a_cursor_with_the_same_webhook_ids(world):
+    with receiving() as receiver:
+        created = world.hook(receiver.url)
+        world.decide("f1", push=True)
+        world.decide("f2", location=True)
+        worker = world.worker()
+        worker.run_once()
+        first = {r.json["data"]["subject_id"]: r.id for r in receiver.requests}
+        assert len(first) == 2
+        feed = consents_feed(world)
+        webhooks.replay(world.deps, world.tenant_id, created.webhook.id, feed[0])
+        worker.run_once()
+        assert [r.id for r in receiver.requests[2:]] == [first["f2"]]  # events after the cursor, same ids
+        webhooks.replay(world.deps, world.tenant_id, created.webhook.id, None)
+        worker.run_once()
+        assert sorted(r.id for r in receiver.requests[3:]) == sorted(first.values())
+        worker.run_once()
+        assert len(receiver.requests) == 5
+
+
+def consents_feed(world) -> list[str]:
+    """The cursor after each event of the tenant's feed."""
+    from consent_api.services import changes
+
+    cursors, after = [], None
+    while True:
+        page = changes.changes(world.deps, world.tenant_id, after, 1)
+        if not page.items:
+            return cursors
+        after = page.next_cursor
+        cursors.append(after)
+
+
+def test_retry_sends_one_failed_message_again_now(world):
+    with receiving(status=500) as receiver:
+        created = world.hook(receiver.url)
+        world.decide("g", push=True)
+        worker = world.worker()
+        worker.run_once()
+        [failed] = world.log(created.webhook.id)[:1]
+        receiver.status = 204
+        pending = webhooks.retry(world.deps, world.tenant_id, created.webhook.id, failed.id)
+        assert pending.status == "pending" and pending.attempt == 2 and pending.at == world.clock()
+        worker.run_once()
+        assert [r.id for r in receiver.requests] == [failed.message_id] * 2
+        delivered = world.log(created.webhook.id)[-1]
+        pending = webhooks.retry(world.deps, world.tenant_id, created.webhook.id, delivered.id)
+        assert pending.attempt == 3
+        worker.run_once()
+        assert len(receiver.requests) == 3
+
+
+def test_types_and_purposes_filter_and_other_message_types(world):
+    with receiving() as everything, receiving() as only_sms, receiving() as erasures:
+        world.hook(everything.url)
+        world.hook(only_sms.url, types=["consent.changed"], purposes=["sms"])
+        world.hook(erasures.url, types=["subject.erased", "policy.published"])
+        world.decide("h", push=True, sms=False)
+        consents.record_prompts(world.deps, world.tenant_id, "h", ["push"], {"channel": "ios"}, None, {})
+        consents.erase(world.deps, world.tenant_id, "h", None)
+        catalog.publish_policy(world.deps, world.tenant_id, {"version": "v2"})
+        worker = world.worker()
+        for _ in range(3):  # one message of subject h per round: they go out in ledger order
+            worker.run_once()
+        assert sorted(e["type"] for e in everything.events) == sorted(
+            ["consent.changed", "consent.changed", "subject.erased", "policy.published"])
+        assert [(e["type"], e["data"]["event"]["purpose"]) for e in only_sms.events] == [("consent.changed", "sms")]
+        by_type = {e["type"]: e["data"] for e in erasures.events}
+        assert by_type["subject.erased"] == {"tenant_id": world.tenant_id, "subject_id": "h"}
+        assert by_type["policy.published"]["policy"]["version"] == "v2"
+
+
+def test_rotation_signs_with_both_secrets_for_a_day(world):
+    with receiving() as receiver:
+        created = world.hook(receiver.url)
+        rotated = webhooks.rotate_secret(world.deps, world.tenant_id, created.webhook.id)
+        world.decide("i", push=True)
+        worker = world.worker()
+        worker.run_once()
+        got = receiver.requests[-1]
+        assert len(got.headers["webhook-signature"].split(" ")) == 2
+        for secret in (created.secret, rotated.secret):
+            Verifier(secret).verify(got.body, got.headers)
+        world.clock.advance(hours=24, seconds=1)
+        world.decide("j", push=True)
+        worker.run_once()
+        got = receiver.requests[-1]
+        at = datetime.fromtimestamp(int(got.headers["webhook-timestamp"]), timezone.utc)
+        assert got.headers["webhook-signature"] == Verifier(rotated.secret).sign(got.id, at, got.body)
+
+
+def test_only_the_lease_holder_delivers(world):
+    with receiving() as receiver:
+        world.hook(receiver.url)
+        world.decide("k", push=True)
+        first, second = world.worker(), world.worker()
+        assert first.run_once().leader
+        assert not second.run_once().leader
+        world.decide("l", push=True)
+        assert second.run_once().sent == 0
+        world.clock.advance(seconds=world.deps.webhooks.lease_s + 1)  # the first one died
+        assert second.run_once().sent == 1
+        assert len(receiver.requests) == 2
+
+
+def test_a_test_message(world):
+    with receiving() as receiver:
+        created = world.hook(receiver.url, types=["policy.published"])
+        row = webhooks.send_test(world.deps, world.tenant_id, created.webhook.id)
+        assert row.status == "pending" and row.type == "webhook.test"
+        world.worker().run_once()
+        [got] = receiver.events
+        assert got == {"type": "webhook.test", "timestamp": got["timestamp"],
+                       "data": {"tenant_id": world.tenant_id, "webhook_id": created.webhook.id}}
+        assert json.loads(receiver.requests[0].body) == got
+
+
+def test_outcomes_recorded_twice_count_once(world):
+    """A crash between sending and recording sends again (at least once) and the log stays whole."""
+    with receiving() as receiver:
+        created = world.hook(receiver.url)
+        world.decide("m", push=True)
+        worker = world.worker()
+        worker.run_once()
+        [row] = world.log(created.webhook.id)
+        message = world.deps.store.get_message(world.tenant_id, created.webhook.id, row.message_id)
+        # record the same delivered outcome again, as a restarted worker would after a crash
+        from consent_api.store.delivery import Outcome
+
+        world.deps.store.record_outcomes([Outcome(row, replace(message))])
+        assert len(world.log(created.webhook.id)) == 1
