@@ -24,6 +24,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from consent_api.domain.clock import format_ts
+
 
 class RequestType(StrEnum):
     ACCESS = "access"
@@ -85,6 +87,16 @@ class RightsRequest:
 
     def changed(self, **changes: Any) -> RightsRequest:
         return replace(self, version=self.version + 1, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """As GET /v1/requests/{id} answers it (and request.* webhook messages carry it)."""
+        return {
+            "id": self.id, "subject_id": self.subject_id, "type": self.type, "status": self.status,
+            "details": self.details, "channel": self.channel, "created_at": format_ts(self.created_at),
+            "due_at": format_ts(self.due_at), "due_at_estimated": self.due_at_estimated,
+            "updated_at": format_ts(self.updated_at), "note": self.note, "reason": self.reason,
+            "notices": list(self.notices),
+        }
 
 
 def action_for(status: str) -> RequestAction:

@@ -1,14 +1,20 @@
 """Webhooks in domain words: which message types a ledger event makes, the Standard Webhooks
 ids and secrets, and the retry schedule (DESIGN.md §9.1 and §9.6).
 
-    event action                      message type        data
-    grant, deny, withdraw             consent.changed     {tenant_id, subject_id, event, state}
-    erase                             subject.erased      {tenant_id, subject_id}
-    request_opened                    request.created     {tenant_id, subject_id, request}
-    request_updated, request_closed   request.updated     {tenant_id, subject_id, request}
-    prompt                            (none)
-    (a policy is published)           policy.published    {tenant_id, policy}
-    (POST /v1/webhooks/{id}/test)     webhook.test        {tenant_id, webhook_id}
+    event action (notice)                   message type        data
+    grant, deny, withdraw                   consent.changed     {tenant_id, subject_id, event, state}
+    erase                                   subject.erased      {tenant_id, subject_id}
+    request_opened                          request.created     {tenant_id, subject_id, request}
+    request_updated, request_closed (null)  request.updated     {tenant_id, subject_id, request}
+    request_updated ("due_soon")            request.due_soon    {tenant_id, subject_id, request}
+    request_updated ("overdue")             request.overdue     {tenant_id, subject_id, request}
+    prompt                                  (none)
+    (a policy is published)                 policy.published    {tenant_id, policy}
+    (POST /v1/webhooks/{id}/test)           webhook.test        {tenant_id, webhook_id}
+
+``request`` is the rights request as GET /v1/requests/{id} answers it when the message is made
+(free text included: what a downstream ticketing system acts on; the ledger itself never holds
+it).
 
 Retries: a failed attempt is retried after RETRY_STEPS (each drawn between half and all of the
 step), for at least RETRY_FOR after the message's first attempt; then the message is failed.
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import random
 import secrets
 from collections.abc import Sequence
@@ -38,12 +45,15 @@ TYPES = (CONSENT_CHANGED, SUBJECT_ERASED, POLICY_PUBLISHED, REQUEST_CREATED, REQ
 # Not a message: the delivery log's note that the worker disabled an endpoint.
 WEBHOOK_DISABLED = "webhook.disabled"
 
-# The ledger action that makes each type (events of other actions, prompts, make none).
+# The ledger action that makes each type (events of other actions, prompts, make none); a
+# scheduler's notice on a request_updated event makes its own type.
 TYPE_OF_ACTION = {
     "grant": CONSENT_CHANGED, "deny": CONSENT_CHANGED, "withdraw": CONSENT_CHANGED,
     "erase": SUBJECT_ERASED,
     "request_opened": REQUEST_CREATED, "request_updated": REQUEST_UPDATED, "request_closed": REQUEST_UPDATED,
 }
+TYPE_OF_NOTICE = {"due_soon": REQUEST_DUE_SOON, "overdue": REQUEST_OVERDUE}
+REQUEST_TYPES = (REQUEST_CREATED, REQUEST_UPDATED, REQUEST_DUE_SOON, REQUEST_OVERDUE)
 
 ENABLED = "enabled"
 DISABLED = "disabled"
@@ -67,7 +77,16 @@ DISABLE_AFTER = timedelta(days=5)
 
 def webhook_type(event: dict[str, Any]) -> str | None:
     """The message type a ledger event makes, None for none (prompts)."""
-    return TYPE_OF_ACTION.get(event.get("action") or "")
+    action = event.get("action") or ""
+    if action == "request_updated" and event.get("notice") in TYPE_OF_NOTICE:
+        return TYPE_OF_NOTICE[event["notice"]]
+    return TYPE_OF_ACTION.get(action)
+
+
+def message_body(type_: str, timestamp: str, data: dict[str, Any]) -> str:
+    """A message's JSON text, as signed and sent: {type, timestamp, data}."""
+    return json.dumps({"type": type_, "timestamp": timestamp, "data": data}, ensure_ascii=False,
+                      separators=(",", ":"))
 
 
 def wants(types: Sequence[str] | None, purposes: Sequence[str] | None, type_: str,
@@ -122,6 +141,7 @@ def next_attempt(attempt: int, first_attempt_at: datetime, at: datetime,
 
 
 def request_of(event: dict[str, Any]) -> dict[str, Any]:
-    """The request as a rights-request event states it (request_id, request_type, status at top level)."""
-    return {"id": event.get("request_id"), "type": event.get("request_type"), "status": event.get("status"),
-            "updated_at": event.get("recorded_at")}
+    """The request as a rights-request event states it (request_id, request_type, status,
+    due_at at top level): what a message carries when the request itself cannot be read."""
+    return {"id": event.get("request_id"), "subject_id": event.get("subject_id"), "type": event.get("request_type"),
+            "status": event.get("status"), "due_at": event.get("due_at"), "updated_at": event.get("recorded_at")}

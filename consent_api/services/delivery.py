@@ -49,9 +49,11 @@ from consent_api.domain.webhooks import (
     FAILED,
     IN_FLIGHT_PER_ENDPOINT,
     PENDING,
+    REQUEST_TYPES,
     SUBJECT_ERASED,
     WEBHOOK_DISABLED,
     attempt_id,
+    message_body,
     message_id,
     next_attempt,
     request_of,
@@ -60,7 +62,7 @@ from consent_api.domain.webhooks import (
 )
 from consent_api.outbound import sender
 from consent_api.services.deps import Deps
-from consent_api.services.webhooks import active_secrets, body
+from consent_api.services.webhooks import active_secrets
 from consent_api.store.delivery import Attempt, FeedPage, Message, Outcome, Webhook, scheduled
 
 log = logging.getLogger("consent_api.webhooks")
@@ -189,7 +191,8 @@ class Worker:
 
     def _bodies(self, tenant_id: str, events: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
         """(type, JSON body) of each event's message; consent.changed carries the purpose's state
-        right after its event, as the ledger shows it at the event's time."""
+        right after its event, as the ledger shows it at the event's time; request.* the request
+        as it stands (as its event states it if it cannot be read)."""
         states = self._states_after(tenant_id, [e for e in events if webhook_type(e) == CONSENT_CHANGED])
         out = {}
         for event in events:
@@ -201,9 +204,14 @@ class Worker:
             elif type_ == SUBJECT_ERASED:
                 data = {"tenant_id": tenant_id,
                         "subject_id": self.deps.store.erased_subject(tenant_id, event["subject_ref"])}
+            elif type_ in REQUEST_TYPES:
+                request_id = event.get("request_id")
+                stored = self.deps.store.get_request(tenant_id, request_id) if request_id else None
+                request = stored.to_dict() if stored is not None else request_of(event)
+                data = {"tenant_id": tenant_id, "subject_id": event["subject_id"], "request": request}
             else:
-                data = {"tenant_id": tenant_id, "subject_id": event["subject_id"], "request": request_of(event)}
-            out[event["event_id"]] = (type_, body(type_, event["recorded_at"], data))
+                continue
+            out[event["event_id"]] = (type_, message_body(type_, event["recorded_at"], data))
         return out
 
     def _states_after(self, tenant_id: str, events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -9,7 +9,6 @@ derived from the feed by the delivery worker (services/delivery.py).
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -28,6 +27,7 @@ from consent_api.domain.webhooks import (
     SUBJECT_ERASED,
     TYPES,
     WEBHOOK_TEST,
+    message_body,
     message_id,
     new_secret,
     new_webhook_id,
@@ -151,17 +151,11 @@ def active_secrets(webhook: Webhook, now: datetime) -> list[str]:
 
 # --- messages not from the ledger ------------------------------------------------------------------
 
-def body(type_: str, timestamp: str, data: dict[str, Any]) -> str:
-    """A message's JSON text, as signed and sent: {type, timestamp, data}."""
-    return json.dumps({"type": type_, "timestamp": timestamp, "data": data}, ensure_ascii=False,
-                      separators=(",", ":"))
-
-
 def direct_message(deps: Deps, webhook: Webhook, type_: str, key: str, data: dict[str, Any],
                    at: datetime) -> Message:
     now = deps.clock()
     return Message(tenant_id=webhook.tenant_id, webhook_id=webhook.id, id=message_id(webhook.id, key), type=type_,
-                   body=body(type_, format_ts(at), data), order=deps.store.feed_head(webhook.tenant_id),
+                   body=message_body(type_, format_ts(at), data), order=deps.store.feed_head(webhook.tenant_id),
                    created_at=now, event_at=at, next_attempt_at=now)
 
 

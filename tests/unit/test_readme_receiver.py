@@ -7,9 +7,9 @@ import re
 from datetime import datetime, timezone
 from pathlib import Path
 
+from consent_api.domain.webhooks import message_body as body
 from consent_api.domain.webhooks import new_secret
 from consent_api.services.delivery import sign
-from consent_api.services.webhooks import body
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

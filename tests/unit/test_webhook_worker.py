@@ -14,10 +14,11 @@ from standardwebhooks.webhooks import Webhook as Verifier
 from consent_api.domain.clock import FixedClock
 from consent_api.domain.webhooks import RETRY_FOR, RETRY_STEPS
 from consent_api.security.signing_keys import KeyRing
-from consent_api.services import catalog, consents, tenants, webhooks
+from consent_api.services import catalog, consents, requests, tenants, webhooks
 from consent_api.services.consents import Decision, Submission
 from consent_api.services.delivery import Worker
 from consent_api.services.deps import Deps, WebhookRules
+from consent_api.services.requests import Origin
 from consent_api.store.open import open_store
 from tests.support.receiver import receiving
 
@@ -334,3 +335,35 @@ def test_outcomes_recorded_twice_count_once(world):
 
         world.deps.store.record_outcomes([Outcome(row, replace(message))])
         assert len(world.log(created.webhook.id)) == 1
+
+
+# --- rights requests: request.* messages -------------------------------------------------------------
+
+ORIGIN = Origin({"channel": "ios"}, {"type": "self", "id": None, "reason": None})
+
+
+def test_a_rights_request_makes_request_messages_with_due_soon_and_overdue_their_own_types(world):
+    requests.put_settings(world.deps, world.tenant_id, {"days": 3, "calendar": "calendar_days"})
+    with receiving() as everything, receiving() as deadlines:
+        world.hook(everything.url)
+        world.hook(deadlines.url, types=["request.due_soon", "request.overdue"])
+        worker = world.worker()
+        opened = requests.open_request(world.deps, world.tenant_id, "rita", "copy", "all my orders", ORIGIN)
+        worker.run_once()
+        sent = [(opened.to_dict(), "request.created")]
+        for _ in range(5):  # a day at a time: due_soon with 2 days left, overdue once due_at has passed
+            world.clock.advance(days=1)
+            for _tenant, _id, notice in requests.tick(world.deps):
+                worker.run_once()
+                sent.append((requests.get(world.deps, world.tenant_id, opened.id).to_dict(), f"request.{notice}"))
+        answered = requests.answer(world.deps, world.tenant_id, opened.id, "in_progress", "on it", None, ORIGIN)
+        worker.run_once()
+        sent.append((answered.to_dict(), "request.updated"))
+        assert [e["type"] for e in everything.events] == [
+            "request.created", "request.due_soon", "request.overdue", "request.updated"]
+        for (request, type_), got in zip(sent, everything.events, strict=True):
+            assert got["type"] == type_
+            assert got["data"] == {"tenant_id": world.tenant_id, "subject_id": "rita", "request": request}
+        assert [r["notices"] for r, _ in sent] == [[], ["due_soon"], ["due_soon", "overdue"], ["due_soon", "overdue"]]
+        assert sent[0][0]["details"] == "all my orders"
+        assert [e["type"] for e in deadlines.events] == ["request.due_soon", "request.overdue"]

@@ -72,9 +72,4 @@ def state_out(state: SubjectState, at: str | None = None) -> dict[str, Any]:
 
 
 def request_out(r: RightsRequest) -> dict[str, Any]:
-    return {
-        "id": r.id, "subject_id": r.subject_id, "type": r.type, "status": r.status, "details": r.details,
-        "channel": r.channel, "created_at": format_ts(r.created_at), "due_at": format_ts(r.due_at),
-        "due_at_estimated": r.due_at_estimated, "updated_at": format_ts(r.updated_at), "note": r.note,
-        "reason": r.reason, "notices": list(r.notices),
-    }
+    return r.to_dict()
