@@ -82,6 +82,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from consent_api.errors import Unavailable
     from consent_api.security.signing_keys import KeyRing
 
+    settings.serve_runs_worker  # noqa: B018 - an unknown CONSENT_WORKER value stops serve here, before it starts
     busy = _port_in_use(args.host, args.port)
     if busy:
         print(f"error: cannot listen on {args.host}:{args.port}: {busy} (is another server running "
@@ -103,24 +104,21 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
               "use `consent-api tenant create`.", file=sys.stderr)
     print(f"consent_api {__version__} on http://{args.host}:{args.port} "
           f"({args.workers} workers, store {settings.database_url.split('://')[0]})", file=sys.stderr)
-    ticker = _request_ticker(settings)
-    delivery = _start_delivery_worker(settings)
+    background = _start_worker(settings)
     # SIGTERM/SIGINT: granian stops accepting, lets each worker finish its requests (for at
     # most --shutdown-timeout seconds), and each worker closes its store (web/wsgi.py).
     try:
         serve_wsgi("consent_api.web.wsgi:app", args.host, args.port, args.workers, args.threads,
                    kill_timeout=args.shutdown_timeout)
     finally:
-        _stop_delivery_worker(delivery)
-        if ticker is not None:
-            ticker.stop()
+        _stop_worker(background)
     if made_metrics_dir:
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
 def _request_ticker(settings: Settings):
-    """The rights-request scheduler beside the server (one per serving process), or None when
+    """The rights-request scheduler on a thread of the background worker, or None when
     CONSENT_REQUEST_TICK_SECONDS is 0. Its store is opened on its own thread, at its first round."""
     if settings.request_tick_seconds <= 0:
         return None
@@ -145,19 +143,20 @@ def cmd_tick_requests(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _start_delivery_worker(settings: Settings) -> subprocess.Popen | None:
-    """serve's webhook deliveries: `consent-api worker` as a child that ends with this process
-    (CONSENT_WEBHOOK_WORKER=off leaves them to a separate `consent-api worker`). A process of
-    its own rather than a thread in each granian worker: its sends and their waits take no
-    request thread and no GIL from the API, and the store's lease still lets one deliver when
-    several servers share a store."""
-    if settings.webhook_worker.lower() == "off":
+def _start_worker(settings: Settings) -> subprocess.Popen | None:
+    """serve's background work (webhook deliveries and the rights-request tick): `consent-api
+    worker` as a child that ends with this process, at a lower CPU priority (CONSENT_WORKER_NICE),
+    unless CONSENT_WORKER (or CONSENT_WEBHOOK_WORKER) is off, which leaves both to a separate
+    `consent-api worker`. A process of its own rather than threads in each granian worker: its
+    sends, their waits and the tick take no request thread and no GIL from the API, and the
+    store's lease still lets one deliver when several servers share a store."""
+    if not settings.serve_runs_worker:
         return None
-    return subprocess.Popen([sys.executable, "-m", "consent_api.cli", "worker", "--parent-pid", str(os.getpid())],
-                            stdin=subprocess.DEVNULL)
+    return subprocess.Popen([sys.executable, "-m", "consent_api.cli", "worker", "--parent-pid", str(os.getpid()),
+                             "--nice", str(settings.worker_nice)], stdin=subprocess.DEVNULL)
 
 
-def _stop_delivery_worker(process: subprocess.Popen | None) -> None:
+def _stop_worker(process: subprocess.Popen | None) -> None:
     if process is None:
         return
     process.terminate()  # it finishes the sends under way (at most the 10 s send timeout) and records them
@@ -177,6 +176,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from consent_api.web import requestlog
 
     requestlog.install(settings.log_level)
+    if args.nice:
+        os.nice(args.nice)  # the API (our parent, when serve started us) keeps the CPU first
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -188,12 +189,18 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         threading.Thread(target=orphaned, name="parent-watch", daemon=True).start()
     deps = _deps(settings)
     worker = Worker(deps)
-    print(f"webhook worker {worker.holder} started (store {settings.database_url.split('://')[0]}, "
-          f"lease {settings.webhook_lease_s} s)", file=sys.stderr, flush=True)
+    ticker = _request_ticker(settings)
+    tick = f"request tick every {settings.request_tick_seconds} s" if ticker is not None else "no request tick"
+    print(f"worker {worker.holder} started (store {settings.database_url.split('://')[0]}, webhook lease "
+          f"{settings.webhook_lease_s} s, {tick}, nice {os.nice(0)})", file=sys.stderr, flush=True)
     started = time.monotonic()
-    worker.run(stop)
-    deps.store.close()
-    print(f"webhook worker stopped after {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+    try:
+        worker.run(stop)
+    finally:
+        if ticker is not None:
+            ticker.stop()
+        deps.store.close()
+    print(f"worker stopped after {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
     return 0
 
 
@@ -426,8 +433,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="deliver webhooks (one worker delivers at a time, by a lease in "
-                                           "the store; `serve` runs one unless CONSENT_WEBHOOK_WORKER=off)")
+                                           "the store) and mark rights requests due_soon / overdue; `serve` "
+                                           "runs one unless CONSENT_WORKER=off")
     worker.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+    worker.add_argument("--nice", type=int, default=0,
+                        help="lower this process's CPU priority by N first (serve's child: CONSENT_WORKER_NICE)")
     worker.set_defaults(func=cmd_worker)
 
     tenant = sub.add_parser("tenant", help="manage tenants").add_subparsers(dest="action", required=True)
@@ -492,7 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_arguments(verify_export)
     verify_export.set_defaults(func=cmd_verify_export)
 
-    tick = sub.add_parser("tick-requests", help="mark rights requests due_soon or overdue once (what serve "
+    tick = sub.add_parser("tick-requests", help="mark rights requests due_soon or overdue once (what the worker "
                                                 "does every CONSENT_REQUEST_TICK_SECONDS); prints the marks")
     tick.set_defaults(func=cmd_tick_requests)
     return parser

@@ -44,7 +44,7 @@ class Settings:
     # unset: the host of the request that asked for the link.
     public_url: str | None = None
     # Seconds between the scheduler's rounds over rights requests (due_soon and overdue marks)
-    # inside `consent-api serve`; 0 turns them off (run `consent-api tick-requests` from cron instead).
+    # in the background worker; 0 turns them off (run `consent-api tick-requests` from cron instead).
     request_tick_seconds: int = 60
     # MongoDB client tuning (store.open.MongoOptions; the defaults are the same there)
     mongo_max_pool_size: int = 100
@@ -57,9 +57,15 @@ class Settings:
     # Webhooks (DESIGN.md §9.1): 1 lets them reach private, loopback and link-local addresses
     # over http too (tests, on-premises receivers).
     webhook_allow_private: int = 0
-    # on: `consent-api serve` runs the delivery worker beside its workers; off: only
-    # `consent-api worker` delivers (one lease holder delivers either way).
+    # The background worker (`consent-api worker`: webhook deliveries and the rights-request
+    # tick). on: `consent-api serve` runs it as a child process; off: serve runs neither, and a
+    # separate `consent-api worker` (or cron with tick-requests) does. Unset, CONSENT_WEBHOOK_WORKER
+    # (its first name, still honoured) decides.
+    worker: str | None = None
     webhook_worker: str = "on"
+    # How much lower the CPU priority of serve's worker child is (os.nice): on a saturated
+    # machine the API keeps the CPU and deliveries, asynchronous by design, catch up after.
+    worker_nice: int = 10
     webhook_lease_s: int = 15
     webhook_poll_ms: int = 100
     changes_max_waiters: int = 4  # GET /v1/changes?wait= long polls per process at once
@@ -74,6 +80,15 @@ class Settings:
                 continue
             values[f.name] = int(raw) if f.type in ("int", int) else raw
         return replace(cls(**values), **overrides)
+
+    @property
+    def serve_runs_worker(self) -> bool:
+        """Does `consent-api serve` start the background worker as its child?"""
+        name, chosen = ("CONSENT_WORKER", self.worker) if self.worker is not None \
+            else ("CONSENT_WEBHOOK_WORKER", self.webhook_worker)
+        if chosen.strip().lower() not in ("on", "off"):
+            raise ValueError(f"{name} is on or off, not {chosen!r}")
+        return chosen.strip().lower() == "on"
 
     def mongo_options(self) -> dict[str, Any]:
         """The CONSENT_MONGO_* settings as store.open.MongoOptions keyword arguments."""

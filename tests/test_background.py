@@ -1,5 +1,5 @@
 """What runs beside the server: the background rounds, and the rights-request tick they run
-(in `consent-api serve`, or once through `consent-api tick-requests`)."""
+(in `consent-api worker`, which serve starts, or once through `consent-api tick-requests`)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def test_a_round_runs_at_once_again_after_a_failure_and_stops_when_told():
     assert len(calls) == done  # nothing runs after stop()
 
 
-def test_serve_runs_no_ticker_when_it_is_turned_off():
+def test_the_worker_runs_no_ticker_when_it_is_turned_off():
     assert _request_ticker(Settings(request_tick_seconds=0)) is None
 
 
@@ -53,7 +53,7 @@ def test_tick_requests_marks_what_is_overdue_once(tmp_path, monkeypatch, capsys)
     assert json.loads(capsys.readouterr().out) == []
 
 
-def test_serve_s_ticker_marks_what_came_due_in_its_first_round(tmp_path):
+def test_the_worker_s_ticker_marks_what_came_due_in_its_first_round(tmp_path):
     url = f"sqlite:///{tmp_path}/serve.db"
     store = open_store(url)
     deps = deps_for(Settings(database_url=url), store, FixedClock("2026-01-05T02:00:00Z"))

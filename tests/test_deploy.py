@@ -92,14 +92,15 @@ def test_the_api_waits_for_the_replica_set_and_its_indexes(services):
     assert api["stop_grace_period"] == "30s"
 
 
-def test_webhooks_are_delivered_by_the_worker_service_alone(services):
+def test_webhooks_and_the_request_tick_run_in_the_worker_service_alone(services):
     worker, api = services["worker"], services["api"]
     assert worker["command"] == ["consent-api", "worker"]
     assert worker["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
     assert Path(worker["build"]["context"]) == ROOT and worker["restart"] == "unless-stopped"
     assert worker["environment"]["CONSENT_DATABASE_URL"] == api["environment"]["CONSENT_DATABASE_URL"]
-    assert api["environment"]["CONSENT_WEBHOOK_WORKER"] == "off"
-    assert "CONSENT_WEBHOOK_WORKER" not in worker["environment"]
+    assert api["environment"]["CONSENT_WORKER"] == "off"
+    assert not {"CONSENT_WORKER", "CONSENT_WEBHOOK_WORKER"} & set(worker["environment"])
+    assert worker["environment"].get("CONSENT_REQUEST_TICK_SECONDS") != "0"
     assert worker["stop_grace_period"] == "20s"  # more than the 10 s a send may take
 
 
