@@ -14,7 +14,8 @@ ids and secrets, and the retry schedule (DESIGN.md §9.1 and §9.6).
 
 ``request`` is the rights request as GET /v1/requests/{id} answers it when the message is made
 (free text included: what a downstream ticketing system acts on; the ledger itself never holds
-it).
+it). After an erasure, stored messages of the subject keep neither its id nor that free text
+(``redact``), except a subject.erased message not yet delivered, which must name the subject.
 
 Retries: a failed attempt is retried after RETRY_STEPS (each drawn between half and all of the
 step), for at least RETRY_FOR after the message's first attempt; then the message is failed.
@@ -54,6 +55,8 @@ TYPE_OF_ACTION = {
 }
 TYPE_OF_NOTICE = {"due_soon": REQUEST_DUE_SOON, "overdue": REQUEST_OVERDUE}
 REQUEST_TYPES = (REQUEST_CREATED, REQUEST_UPDATED, REQUEST_DUE_SOON, REQUEST_OVERDUE)
+# What redact() leaves out of a request object besides its subject: the free text.
+REQUEST_FREE_TEXT = ("details", "note", "reason")
 
 ENABLED = "enabled"
 DISABLED = "disabled"
@@ -87,6 +90,22 @@ def message_body(type_: str, timestamp: str, data: dict[str, Any]) -> str:
     """A message's JSON text, as signed and sent: {type, timestamp, data}."""
     return json.dumps({"type": type_, "timestamp": timestamp, "data": data}, ensure_ascii=False,
                       separators=(",", ":"))
+
+
+def redact(body: str) -> str:
+    """A message's text without its subject's id and free text: data.subject_id, the event's
+    subject_id and the request's subject_id, details, note and reason become null."""
+    message = json.loads(body)
+    data = message.get("data")
+    if not isinstance(data, dict):
+        return body
+    if "subject_id" in data:
+        data["subject_id"] = None
+    for part, names in (("event", ("subject_id",)), ("request", ("subject_id", *REQUEST_FREE_TEXT))):
+        inner = data.get(part)
+        if isinstance(inner, dict):
+            inner.update({name: None for name in names if name in inner})
+    return json.dumps(message, ensure_ascii=False, separators=(",", ":"))
 
 
 def wants(types: Sequence[str] | None, purposes: Sequence[str] | None, type_: str,

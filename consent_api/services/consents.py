@@ -178,6 +178,7 @@ def erase(deps: Deps, tenant_id: str, subject_id: str, actor_id: str | None) -> 
     deps.store.append(tenant_id, subject_id, plan, erase=True)
     closing.finish(deps)
     deps.store.delete_sessions(tenant_id, subject_id=subject_id)
+    webhooks.redact_erased(deps, tenant_id, current.subject_ref)
 
 
 def commit_events(deps: Deps, tenant_id: str, subject_id: str, plan, purposes: dict[str, Purpose],

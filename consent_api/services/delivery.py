@@ -56,6 +56,7 @@ from consent_api.domain.webhooks import (
     message_body,
     message_id,
     next_attempt,
+    redact,
     request_of,
     wants,
     webhook_type,
@@ -305,6 +306,8 @@ class Worker:
         retry_at = None if ok else next_attempt(number, first, d.at, self.rng)
         status = DELIVERED if ok else (PENDING if retry_at is not None else FAILED)
         message = replace(m, status=status, attempts=number, next_attempt_at=retry_at, first_attempt_at=first)
+        if m.type == SUBJECT_ERASED and status != PENDING:
+            message = replace(message, body=redact(m.body))  # the id was for the receiver, not for keeping
         attempt = Attempt(
             id=attempt_id(m.webhook_id, m.id, number), tenant_id=m.tenant_id, webhook_id=m.webhook_id,
             message_id=m.id, event_id=m.event_id, type=m.type, attempt=number, status=DELIVERED if ok else FAILED,

@@ -193,6 +193,14 @@ def note_erasure(deps: Deps, tenant_id: str, subject_ref: str, subject_id: str, 
         after = page[-1].id
 
 
+def redact_erased(deps: Deps, tenant_id: str, subject_ref: str) -> None:
+    """After an erasure: no stored message keeps the subject's id or the free text of its
+    requests, pending ones included (they go out redacted), but for subject.erased itself until
+    it is delivered."""
+    if deps.store.count_webhooks(tenant_id):
+        deps.store.redact_messages(tenant_id, subject_ref)
+
+
 # --- replay, retry, the log ---------------------------------------------------------------------------
 
 def replay(deps: Deps, tenant_id: str, webhook_id: str, after: str | None) -> tuple[str, str]:

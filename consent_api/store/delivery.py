@@ -9,7 +9,13 @@ point loses nothing, and recording the same page again (message and attempt ids 
 not drawn) writes nothing twice.
 
 Every tenant-owned method takes ``tenant_id`` first; the worker's global look-ups
-(``enabled_webhooks``, the lease, the counters) name no tenant because they serve all of them.
+(``enabled_webhooks``, the lease, the counters, ``delivery_marks``) name no tenant because they
+serve all of them.
+
+The worker keeps what it owes in memory between rounds and asks ``delivery_marks`` (two cheap
+reads) whether to look again: the feed's mark moves with every event committed, the changes
+counter with every change to what is owed that the worker did not make itself (a test message,
+policy.published, a retry or reschedule, an endpoint's edit, an erasure's redaction).
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from consent_api.domain.webhooks import PENDING, attempt_id
+from consent_api.domain.webhooks import PENDING, SUBJECT_ERASED, attempt_id, redact
+
+CHANGES = "changes"  # the counter delivery_marks reads besides the feed (not a status)
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,19 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class Owed:
+    """Messages owed to one endpoint, to record at once (``enqueue_many``): with advance=(from,
+    to) the endpoint's cursor moves from ``from`` to ``to`` with them; a message whose order is
+    at most resend_upto is owed again even if delivered or failed (a replay)."""
+
+    tenant_id: str
+    webhook_id: str
+    messages: Sequence[Message]
+    advance: tuple[int, int] | None = None
+    resend_upto: int | None = None
+
+
+@dataclass(frozen=True)
 class Counts:
     """The worker's running totals, kept in the store so every process's /metrics agrees."""
 
@@ -135,6 +156,15 @@ def owed_again(current: Message, wanted: Message) -> Message | None:
     if current.status == PENDING:
         return None
     return replace(current, status=PENDING, next_attempt_at=wanted.next_attempt_at, body=wanted.body)
+
+
+def redacted(message: Message) -> Message:
+    """The message as kept after its subject's erasure (domain/webhooks.redact); a pending
+    subject.erased keeps the id it exists to carry (the worker drops it once delivered)."""
+    if message.type == SUBJECT_ERASED and message.status == PENDING:
+        return message
+    body = redact(message.body)
+    return message if body == message.body else replace(message, body=body)
 
 
 class Deliveries(abc.ABC):
@@ -179,15 +209,22 @@ class Deliveries(abc.ABC):
         """Every enabled endpoint of every tenant (the worker's round)."""
 
     # --- messages owed ---------------------------------------------------------------------------
-    @abc.abstractmethod
     def enqueue(self, tenant_id: str, webhook_id: str, messages: Sequence[Message], *,
                 advance: tuple[int, int] | None = None, resend_upto: int | None = None) -> bool:
-        """Record messages owed to the endpoint, each with its first attempt row (pending, at its
-        next_attempt_at), unless already recorded; a message whose ``order`` is at most
-        resend_upto is owed again even if delivered or failed (a replay: pending once more, with
-        a new attempt row). With advance=(from, to), move the endpoint's cursor from ``from``
-        to ``to`` in the same step (clearing replay_until once passed); answer False, and (on
-        SQLite) record nothing, when the cursor was no longer ``from``."""
+        """enqueue_many for one endpoint."""
+        return self.enqueue_many([Owed(tenant_id, webhook_id, messages, advance, resend_upto)])[0]
+
+    @abc.abstractmethod
+    def enqueue_many(self, owed: Sequence[Owed]) -> list[bool]:
+        """For each Owed, in one transaction where the store has them: record its messages, each
+        with its first attempt row (pending, at its next_attempt_at), unless already recorded; a
+        message whose ``order`` is at most resend_upto is owed again even if delivered or failed
+        (a replay: pending once more, with a new attempt row). With advance=(from, to), move the
+        endpoint's cursor from ``from`` to ``to`` in the same step (clearing replay_until once
+        passed); False for that Owed, and (on SQLite) nothing of it recorded, when the cursor
+        was no longer ``from``. A message of a subject_ref erased meanwhile is stored redacted
+        (domain/webhooks.redact). Without advance (messages not from the feed) the changes
+        counter moves."""
 
     @abc.abstractmethod
     def get_message(self, tenant_id: str, webhook_id: str, message_id: str) -> Message | None:
@@ -234,6 +271,12 @@ class Deliveries(abc.ABC):
     def delivery_counts(self) -> Counts:
         """Attempts recorded so far, by status, every tenant together."""
 
+    @abc.abstractmethod
+    def delivery_marks(self) -> tuple[Any, int]:
+        """(feed, changes): feed differs after any event is committed, in any tenant; changes
+        grows whenever what is owed changes other than by the worker's enqueue with advance and
+        record_outcomes (see the module docstring)."""
+
     # --- erasures: who was erased, for subject.erased (the ledger keeps no id) --------------------
     @abc.abstractmethod
     def note_erasure(self, tenant_id: str, subject_ref: str, subject_id: str, at: datetime) -> None:
@@ -243,6 +286,16 @@ class Deliveries(abc.ABC):
     @abc.abstractmethod
     def erased_subject(self, tenant_id: str, subject_ref: str) -> str | None:
         """The subject id noted for an erased subject_ref, while it is kept."""
+
+    @abc.abstractmethod
+    def forget_erasure(self, tenant_id: str, subject_ref: str) -> None:
+        """Drop one note: every endpoint that was to be told has its subject.erased message."""
+
+    @abc.abstractmethod
+    def redact_messages(self, tenant_id: str, subject_ref: str) -> int:
+        """After an erasure: rewrite every stored message of the subject_ref with its subject's
+        id and free text left out (domain/webhooks.redact), except a pending subject.erased,
+        which must carry the id until it is delivered; moves the changes counter; how many."""
 
     @abc.abstractmethod
     def forget_erasures(self, before: datetime) -> int:

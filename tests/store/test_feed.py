@@ -4,11 +4,13 @@ a page."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import timedelta
 
 from consent_api.domain.clock import parse_ts
-from consent_api.store.delivery import Message, Secret, Webhook
+from consent_api.domain.webhooks import message_body, redact
+from consent_api.store.delivery import Message, Outcome, Owed, Secret, Webhook, scheduled
 from consent_api.store.mongo.delivery import FEED_GAP_GRACE
 from tests.store.drafts import append, draft
 
@@ -159,3 +161,73 @@ def test_feed_bookkeeping_never_shows_in_the_ledger(mongo_store):
 
     [exported] = list(mongo_store.export_events("t1", ExportFilter()))
     assert "feed_seq" not in exported and "_id" not in exported
+
+
+# --- erasure: stored messages redacted ----------------------------------------------------------------
+
+def said(type_: str, subject: str | None, details: str | None = None) -> str:
+    data: dict = {"tenant_id": "t1", "subject_id": subject}
+    if type_ == "consent.changed":
+        data["event"] = {"subject_id": subject, "purpose": "push"}
+    if type_.startswith("request."):
+        data["request"] = {"id": "req_1", "subject_id": subject, "details": details, "note": details,
+                           "reason": None, "status": "open"}
+    return message_body(type_, "2026-03-01T08:00:00Z", data)
+
+
+def test_an_erasure_redacts_the_subject_s_messages_except_a_pending_subject_erased(store):
+    ref = append(store, "t1", "alice", draft("push")).record.subject_ref
+    other = append(store, "t1", "bob", draft("push")).record.subject_ref
+    ref2 = append(store, "t2", "alice", draft("push", tenant_id="t2")).record.subject_ref
+    store.add_webhook(webhook())
+    store.add_webhook(webhook("t2"))
+    sent = message(1, subject_ref=ref, body=said("consent.changed", "alice"))
+    store.enqueue("t1", "wh_1", [
+        sent, message(2, subject_ref=ref, body=said("consent.changed", "alice")),
+        message(3, subject_ref=ref, type="request.created", body=said("request.created", "alice", "my orders")),
+        message(4, subject_ref=ref, type="subject.erased", body=said("subject.erased", "alice")),
+        message(5, subject_ref=other, body=said("consent.changed", "bob"))])
+    store.enqueue("t2", "wh_1", [message(6, tenant_id="t2", subject_ref=ref2, body=said("consent.changed", "alice"))])
+    done = replace(sent, status="delivered", attempts=1, next_attempt_at=None, first_attempt_at=T0)
+    store.record_outcomes([Outcome(replace(scheduled(sent), status="delivered"), done)])
+    marks = store.delivery_marks()
+
+    append(store, "t1", "alice", draft(None, action="erase"), erase=True)
+    assert store.redact_messages("t1", ref) == 3
+
+    def body(tenant_id: str, n: int) -> dict:
+        return json.loads(store.get_message(tenant_id, "wh_1", f"msg_{n}").body)
+
+    for n in (1, 2):
+        assert body("t1", n)["data"] == {"tenant_id": "t1", "subject_id": None,
+                                         "event": {"subject_id": None, "purpose": "push"}}
+    assert body("t1", 3)["data"]["request"] == {"id": "req_1", "subject_id": None, "details": None, "note": None,
+                                                "reason": None, "status": "open"}
+    assert body("t1", 4)["data"]["subject_id"] == "alice"  # what subject.erased exists to say, until delivered
+    assert body("t1", 5)["data"]["subject_id"] == "bob" and body("t2", 6)["data"]["subject_id"] == "alice"
+    assert store.get_message("t1", "wh_1", "msg_1").status == "delivered"
+    assert store.delivery_marks()[1] > marks[1]  # the worker reads what it owes again
+
+    # an outcome recorded after the erasure keeps the stored body, whatever the sender had in hand
+    pending = message(2, subject_ref=ref, body=said("consent.changed", "alice"))
+    retry = replace(pending, attempts=1, next_attempt_at=T0 + timedelta(seconds=5), first_attempt_at=T0)
+    store.record_outcomes([Outcome(replace(scheduled(pending), status="failed", attempt=1), retry)])
+    assert body("t1", 2)["data"]["subject_id"] is None
+    # subject.erased, once delivered, keeps the id no longer
+    erased = store.get_message("t1", "wh_1", "msg_4")
+    told = replace(erased, status="delivered", attempts=1, next_attempt_at=None, first_attempt_at=T0,
+                   body=redact(erased.body))
+    store.record_outcomes([Outcome(replace(scheduled(erased), status="delivered"), told)])
+    assert body("t1", 4)["data"]["subject_id"] is None
+    assert not [a for a in store.list_attempts("t1", "wh_1", None, None, 50) if "alice" in repr(a)]
+
+
+def test_a_message_recorded_after_its_subject_was_erased_is_stored_redacted(store):
+    ref = append(store, "t1", "carol", draft("push")).record.subject_ref
+    store.add_webhook(webhook())
+    append(store, "t1", "carol", draft(None, action="erase"), erase=True)
+    made = [message(1, subject_ref=ref, body=said("consent.changed", "carol")),
+            message(2, subject_ref=ref, type="subject.erased", body=said("subject.erased", "carol"))]
+    assert store.enqueue_many([Owed("t1", "wh_1", made, advance=(0, 2))]) == [True]
+    assert json.loads(store.get_message("t1", "wh_1", "msg_1").body)["data"]["subject_id"] is None
+    assert json.loads(store.get_message("t1", "wh_1", "msg_2").body)["data"]["subject_id"] == "carol"

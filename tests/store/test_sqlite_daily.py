@@ -14,6 +14,7 @@ COUNTERS_VERSION = next(m.version for m in MIGRATIONS.values() if "per-day count
 # What each later migration added, taken away again, so a file can be put back as the version
 # before the counters left it.
 LATER = {
+    10: ("DROP INDEX webhook_messages_subject", "ALTER TABLE webhook_messages DROP COLUMN subject_ref"),
     8: ("DROP INDEX idempotency_subject_id", "ALTER TABLE idempotency DROP COLUMN subject_id"),
     9: ("DROP INDEX events_feed", *(f"DROP TABLE {t}" for t in (
         "webhooks", "webhook_messages", "webhook_attempts", "webhook_counters", "erasures", "leases"))),

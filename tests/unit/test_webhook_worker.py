@@ -337,7 +337,7 @@ def test_outcomes_recorded_twice_count_once(world):
         assert len(world.log(created.webhook.id)) == 1
 
 
-# --- rights requests: request.* messages -------------------------------------------------------------
+# --- rights requests: request.* messages, and what an erasure leaves of them -----------------------------
 
 ORIGIN = Origin({"channel": "ios"}, {"type": "self", "id": None, "reason": None})
 
@@ -367,3 +367,40 @@ def test_a_rights_request_makes_request_messages_with_due_soon_and_overdue_their
         assert [r["notices"] for r, _ in sent] == [[], ["due_soon"], ["due_soon", "overdue"], ["due_soon", "overdue"]]
         assert sent[0][0]["details"] == "all my orders"
         assert [e["type"] for e in deadlines.events] == ["request.due_soon", "request.overdue"]
+
+
+def stored_text(world, webhook_id: str) -> str:
+    """Every stored message body and delivery-log row of the endpoint, as one text."""
+    rows = world.log(webhook_id)
+    bodies = [world.deps.store.get_message(world.tenant_id, webhook_id, r.message_id).body
+              for r in rows if r.message_id]
+    return json.dumps([bodies, [repr(r) for r in rows]], ensure_ascii=False)
+
+
+def test_an_erasure_leaves_the_subject_s_id_in_no_stored_message_but_an_undelivered_subject_erased(world):
+    with receiving() as up, receiving(status=503) as down:
+        told = world.hook(up.url)
+        failing = world.hook(down.url)
+        world.decide("erin", push=True)
+        requests.open_request(world.deps, world.tenant_id, "erin", "delete", "remove erin's orders", ORIGIN)
+        worker = world.worker()
+        worker.run_once()  # consent.changed delivered to one, failed (to retry) at the other
+        worker.run_once()  # request.created, the same
+        assert "erin" in stored_text(world, told.webhook.id) and "erin" in stored_text(world, failing.webhook.id)
+
+        consents.erase(world.deps, world.tenant_id, "erin", None)
+
+        assert "erin" not in stored_text(world, told.webhook.id)  # delivered ones redacted
+        assert "erin" not in stored_text(world, failing.webhook.id)  # pending ones too: they go out redacted
+        world.clock.advance(hours=3)
+        for _ in range(4):  # the retries, then request.updated (closed by the erasure), then subject.erased
+            worker.run_once()
+            world.clock.advance(hours=3)
+        erased = [e for e in up.events if e["type"] == "subject.erased"]
+        assert [e["data"]["subject_id"] for e in erased] == ["erin"]  # the receiver learns whom
+        assert "erin" not in stored_text(world, told.webhook.id)  # and the store forgets it once delivered
+        pending = [r for r in world.log(failing.webhook.id) if r.type == "subject.erased"]
+        assert pending and "erin" in world.deps.store.get_message(world.tenant_id, failing.webhook.id,
+                                                                   pending[0].message_id).body
+        later = [e for e in down.requests[2:] if b"erin" in e.body]
+        assert [json.loads(e.body)["type"] for e in later] == ["subject.erased"] * len(later)

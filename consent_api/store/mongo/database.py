@@ -87,6 +87,8 @@ INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
                           ("id", ASCENDING)], {"name": "log"}),
     ("webhook_attempts", [("tenant_id", ASCENDING), ("created_at", ASCENDING), ("id", ASCENDING)],
      {"name": "export"}),
+    ("webhook_messages", [("tenant_id", ASCENDING), ("subject_ref", ASCENDING)],
+     {"name": "tenant_id_subject_ref", "partialFilterExpression": {"subject_ref": {"$type": "string"}}}),
     ("erasures", [("tenant_id", ASCENDING), ("subject_ref", ASCENDING)],
      {"name": "tenant_id_subject_ref", "unique": True}),
     ("erasures", [("at", ASCENDING)], {"name": "at"}),

@@ -18,6 +18,12 @@ Feed order without multi-document transactions (docs/scaling.md has the reasonin
 
 Positions and fed_at are this adapter's bookkeeping: reads of the ledger project them away
 (documents.EVENT_FIELDS), so exports, history and hashes never see them.
+
+delivery_marks: the newest event's _id (any tenant) and the ``changes`` document of
+webhook_counters, which every change to what is owed that the worker did not make increments.
+A message the worker records for a subject erased meanwhile is redacted right after its insert
+(the subject's document is gone by then, or the erasure's redaction, which runs after it is
+gone, finds the message).
 """
 
 from __future__ import annotations
@@ -31,14 +37,18 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from consent_api.domain.clock import parse_ts, system_clock
+from consent_api.domain.webhooks import SUBJECT_ERASED
 from consent_api.store.delivery import (
+    CHANGES,
     Attempt,
     Counts,
     FeedPage,
     Message,
     Outcome,
+    Owed,
     Webhook,
     owed_again,
+    redacted,
     scheduled,
 )
 from consent_api.store.delivery_docs import (
@@ -102,8 +112,12 @@ class DeliveryCollections(Database):
         return int(doc["n"]) if doc else 0
 
     # --- webhook endpoints -----------------------------------------------------------------------
+    def _bump(self) -> None:
+        self._db["webhook_counters"].update_one({"_id": CHANGES}, {"$inc": {"n": 1}}, upsert=True)
+
     def add_webhook(self, webhook: Webhook) -> None:
         self._db["webhooks"].insert_one(webhook_doc(webhook))
+        self._bump()
 
     def get_webhook(self, tenant_id: str, webhook_id: str) -> Webhook | None:
         doc = self._db["webhooks"].find_one({"tenant_id": tenant_id, "id": webhook_id}, NO_ID)
@@ -122,11 +136,13 @@ class DeliveryCollections(Database):
         doc = self._db["webhooks"].find_one_and_update(
             {"tenant_id": tenant_id, "id": webhook_id}, {"$set": webhook_changes(changes)},
             projection=NO_ID, return_document=ReturnDocument.AFTER)
+        self._bump()
         return webhook_from(doc) if doc else None
 
     def delete_webhook(self, tenant_id: str, webhook_id: str) -> bool:
         gone = self._db["webhooks"].delete_one({"tenant_id": tenant_id, "id": webhook_id}).deleted_count
         self._db["webhook_messages"].delete_many({"tenant_id": tenant_id, "webhook_id": webhook_id})
+        self._bump()
         return gone > 0
 
     def enabled_webhooks(self) -> list[Webhook]:
@@ -135,8 +151,15 @@ class DeliveryCollections(Database):
         return [webhook_from(d) for d in docs]
 
     # --- messages owed ---------------------------------------------------------------------------
-    def enqueue(self, tenant_id: str, webhook_id: str, messages: Sequence[Message], *,
-                advance: tuple[int, int] | None = None, resend_upto: int | None = None) -> bool:
+    def enqueue_many(self, owed: Sequence[Owed]) -> list[bool]:
+        done = [self._enqueue(item.tenant_id, item.webhook_id, item.messages, item.advance, item.resend_upto)
+                for item in owed]
+        if any(item.advance is None for item in owed):
+            self._bump()
+        return done
+
+    def _enqueue(self, tenant_id: str, webhook_id: str, messages: Sequence[Message],
+                 advance: tuple[int, int] | None, resend_upto: int | None) -> bool:
         # Messages first, then the cursor: a crash in between records them again, as no-ops.
         for message in messages:
             key = {"tenant_id": tenant_id, "webhook_id": webhook_id, "id": message.id}
@@ -151,6 +174,7 @@ class DeliveryCollections(Database):
                         {**key, "status": current["status"], "attempts": current["attempts"]},
                         {"$set": message_doc(owed)}).modified_count:
                     self._save_attempt(scheduled(owed))
+        self._redact_erased(tenant_id, {m.subject_ref for m in messages if m.subject_ref is not None})
         if advance is None:
             return True
         hooks = self._db["webhooks"]
@@ -159,6 +183,15 @@ class DeliveryCollections(Database):
         hooks.update_one({"tenant_id": tenant_id, "id": webhook_id, "replay_until": {"$lte": advance[1]}},
                          {"$set": {"replay_until": None}})
         return bool(moved) or advance[0] == advance[1]
+
+    def _redact_erased(self, tenant_id: str, refs: set[str]) -> None:
+        """Redact the messages of those refs whose subject is gone (erased while they were made)."""
+        if not refs:
+            return
+        present = {d["subject_ref"] for d in self._subjects.find(
+            {"tenant_id": tenant_id, "subject_ref": {"$in": list(refs)}}, {"_id": 0, "subject_ref": 1})}
+        for ref in refs - present:
+            self.redact_messages(tenant_id, ref)
 
     def _save_attempt(self, attempt: Attempt) -> None:
         doc = attempt_doc(attempt)
@@ -188,6 +221,7 @@ class DeliveryCollections(Database):
                 {"$set": {"next_attempt_at": ts(at)}})
             self._save_attempt(scheduled(replace(message, next_attempt_at=at)))
             moved += 1
+        self._bump()
         return moved
 
     def record_outcomes(self, outcomes: Sequence[Outcome]) -> None:
@@ -196,9 +230,14 @@ class DeliveryCollections(Database):
             self._save_attempt(o.attempt)
             if o.retry is not None:
                 self._save_attempt(o.retry)
+            fields = {k: v for k, v in message_doc(o.message).items()
+                      if k in ("status", "attempts", "next_attempt_at", "first_attempt_at")
+                      or (k == "body" and o.message.type == SUBJECT_ERASED and o.message.status != PENDING)}
+            # the body stays as stored (an erasure may have redacted it while the send was under
+            # way), but for a subject.erased no longer pending, which drops the id it carried
             self._db["webhook_messages"].update_one(
                 {"tenant_id": o.message.tenant_id, "webhook_id": o.message.webhook_id, "id": o.message.id},
-                {"$set": message_doc(o.message)})
+                {"$set": fields})
             counts[o.attempt.status] = counts.get(o.attempt.status, 0) + 1
         for status, n in counts.items():
             self._db["webhook_counters"].update_one({"_id": status}, {"$inc": {"n": n}}, upsert=True)
@@ -246,7 +285,12 @@ class DeliveryCollections(Database):
         return parse_ts(doc["event_at"]) if doc else None
 
     def delivery_counts(self) -> Counts:
-        return Counts({d["_id"]: int(d["n"]) for d in self._db["webhook_counters"].find({})})
+        return Counts({d["_id"]: int(d["n"]) for d in self._db["webhook_counters"].find({"_id": {"$ne": CHANGES}})})
+
+    def delivery_marks(self) -> tuple[Any, int]:
+        newest = self._events.find_one({}, {"_id": 1}, sort=[("_id", DESCENDING)])
+        changes = self._db["webhook_counters"].find_one({"_id": CHANGES})
+        return (newest["_id"] if newest else None), int(changes["n"]) if changes else 0
 
     # --- erasures --------------------------------------------------------------------------------
     def note_erasure(self, tenant_id: str, subject_ref: str, subject_id: str, at: datetime) -> None:
@@ -260,6 +304,23 @@ class DeliveryCollections(Database):
 
     def forget_erasures(self, before: datetime) -> int:
         return int(self._db["erasures"].delete_many({"at": {"$lt": ts(before)}}).deleted_count)
+
+    def forget_erasure(self, tenant_id: str, subject_ref: str) -> None:
+        self._db["erasures"].delete_one({"tenant_id": tenant_id, "subject_ref": subject_ref})
+
+    def redact_messages(self, tenant_id: str, subject_ref: str) -> int:
+        changed = 0
+        for doc in list(self._db["webhook_messages"].find({"tenant_id": tenant_id, "subject_ref": subject_ref},
+                                                          NO_ID)):
+            message = message_from(doc)
+            kept = redacted(message)
+            if kept is not message:
+                self._db["webhook_messages"].update_one(
+                    {"tenant_id": tenant_id, "webhook_id": message.webhook_id, "id": message.id},
+                    {"$set": {"body": kept.body}})
+                changed += 1
+        self._bump()
+        return changed
 
     # --- the lease -------------------------------------------------------------------------------
     def acquire_lease(self, name: str, holder: str, now: datetime, until: datetime) -> bool:

@@ -39,6 +39,9 @@ MMAP_BYTES = 2147418112
 # at two queries (credentials counter, subject) instead of four. The credentials counter is
 # read on every key lookup, so a revocation is never served from the memo.
 VERSION_CHECK_S = 0.1
+# How long an erasure waits for the log to be truncated (Checkpointer.truncate) before it is
+# answered anyway: longer only while a reader of an older snapshot (an export) holds the log.
+ERASURE_LOG_WAIT_S = 5.0
 
 
 def connect(path: str, *, timeout_s: float = 30.0, synchronous: str = "FULL") -> sqlite3.Connection:
@@ -157,6 +160,13 @@ class Database:
                 conn.execute("COMMIT")
                 for name in self._local.bumped:  # after the commit, or a reader could re-memo the old counter
                     self._versions.pop(name, None)
+
+    def _forget_log(self) -> None:
+        """After rows holding an erased subject's id were rewritten or deleted: have the
+        write-ahead log, which still holds them as they were, copied and truncated (waiting at
+        most ERASURE_LOG_WAIT_S; later checkpoints finish it otherwise)."""
+        if self._checkpointer is not None:
+            self._checkpointer.truncate(ERASURE_LOG_WAIT_S)
 
     def _transact(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         """fn(conn) inside a write transaction; on a file, through the group commit."""

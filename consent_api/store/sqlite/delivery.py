@@ -3,8 +3,10 @@
 The feed position is the events table's rowid: the one writer (the group commit, under the
 cross-process write lock) inserts every event, so rowids grow in commit order, and a reader's
 snapshot never misses a lower rowid committed later. A page is an index walk on
-events_feed (tenant_id, then rowid). Writes the worker makes (enqueue, outcomes) go through the
-group commit like appends; endpoint edits off the hot path take the write lock directly.
+events_feed (tenant_id, then rowid). Writes the worker makes (enqueue, outcomes, the lease) go
+through the group commit like appends; endpoint edits off the hot path take the write lock
+directly. Every change to what is owed that the worker did not make bumps the ``changes`` row
+of webhook_counters, which delivery_marks reads.
 """
 
 from __future__ import annotations
@@ -16,15 +18,18 @@ from datetime import datetime
 from typing import Any
 
 from consent_api.domain.clock import parse_ts
-from consent_api.domain.webhooks import PENDING
+from consent_api.domain.webhooks import PENDING, SUBJECT_ERASED
 from consent_api.store.delivery import (
+    CHANGES,
     Attempt,
     Counts,
     FeedPage,
     Message,
     Outcome,
+    Owed,
     Webhook,
     owed_again,
+    redacted,
     scheduled,
 )
 from consent_api.store.delivery_docs import (
@@ -41,16 +46,24 @@ from consent_api.store.sqlite.connection import Database
 from consent_api.store.sqlite.rows import dumps, loads
 
 _MOVING = ("cursor", "replay_until")  # columns of their own: the worker moves them conditionally
-INSERT_MESSAGE = ("INSERT INTO webhook_messages (tenant_id, webhook_id, id, ord, status, event_at, doc) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+INSERT_MESSAGE = ("INSERT INTO webhook_messages (tenant_id, webhook_id, id, ord, status, event_at, subject_ref, "
+                  "doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
 SAVE_MESSAGE = ("UPDATE webhook_messages SET status = ?, doc = ? WHERE tenant_id = ? AND webhook_id = ? "
                 "AND id = ?")
+# An outcome keeps the body stored (an erasure may have redacted it while the send was under way)
+SAVE_OUTCOME = ("UPDATE webhook_messages SET status = ?, doc = json_set(doc, '$.status', ?, '$.attempts', ?, "
+                "'$.next_attempt_at', ?, '$.first_attempt_at', ?) WHERE tenant_id = ? AND webhook_id = ? AND id = ?")
 SAVE_ATTEMPT = ("INSERT OR REPLACE INTO webhook_attempts (tenant_id, webhook_id, id, created_at, status, doc) "
                 "VALUES (?, ?, ?, ?, ?, ?)")
+BUMP = "INSERT INTO webhook_counters (name, n) VALUES (?, 1) ON CONFLICT (name) DO UPDATE SET n = n + 1"
 
 
 def _attempt_row(a: Attempt) -> tuple:
     return (a.tenant_id, a.webhook_id, a.id, ts(a.created_at), a.status, dumps(attempt_doc(a)))
+
+
+def _bump(conn: sqlite3.Connection) -> None:
+    conn.execute(BUMP, (CHANGES,))
 
 
 def _webhook(row: Sequence[Any]) -> Webhook:
@@ -87,6 +100,7 @@ class DeliveryTables(Database):
                          "VALUES (?, ?, ?, ?, ?, ?)",
                          (webhook.tenant_id, webhook.id, webhook.status, webhook.cursor, webhook.replay_until,
                           dumps(doc)))
+            _bump(conn)
 
     def get_webhook(self, tenant_id: str, webhook_id: str) -> Webhook | None:
         with self._read() as conn:
@@ -118,6 +132,7 @@ class DeliveryTables(Database):
             conn.execute("UPDATE webhooks SET status = ?, cursor = ?, replay_until = ?, doc = ? "
                          "WHERE tenant_id = ? AND id = ?",
                          (merged["status"], cursor, replay_until, dumps(merged), tenant_id, webhook_id))
+            _bump(conn)
         return _webhook((cursor, replay_until, dumps(merged)))
 
     def delete_webhook(self, tenant_id: str, webhook_id: str) -> bool:
@@ -125,6 +140,7 @@ class DeliveryTables(Database):
             gone = conn.execute("DELETE FROM webhooks WHERE tenant_id = ? AND id = ?", (tenant_id, webhook_id))
             conn.execute("DELETE FROM webhook_messages WHERE tenant_id = ? AND webhook_id = ?",
                          (tenant_id, webhook_id))
+            _bump(conn)
             return gone.rowcount > 0
 
     def enabled_webhooks(self) -> list[Webhook]:
@@ -134,21 +150,34 @@ class DeliveryTables(Database):
         return [_webhook(row) for row in rows]
 
     # --- messages owed ---------------------------------------------------------------------------
-    def enqueue(self, tenant_id: str, webhook_id: str, messages: Sequence[Message], *,
-                advance: tuple[int, int] | None = None, resend_upto: int | None = None) -> bool:
-        def run(conn: sqlite3.Connection) -> bool:
-            if advance is not None:
-                moved = conn.execute(
-                    "UPDATE webhooks SET cursor = ?, replay_until = CASE WHEN replay_until <= ? THEN NULL "
-                    "ELSE replay_until END WHERE tenant_id = ? AND id = ? AND cursor = ?",
-                    (advance[1], advance[1], tenant_id, webhook_id, advance[0]))
-                if moved.rowcount == 0:
-                    return False
-            for message in messages:
-                _owe(conn, message, resend_upto is not None and message.order <= resend_upto)
-            return True
+    def enqueue_many(self, owed: Sequence[Owed]) -> list[bool]:
+        def run(conn: sqlite3.Connection) -> list[bool]:
+            done, changed = [], False
+            for item in owed:
+                conn.execute("SAVEPOINT owed")
+                if item.advance is not None:
+                    moved = conn.execute(
+                        "UPDATE webhooks SET cursor = ?, replay_until = CASE WHEN replay_until <= ? THEN NULL "
+                        "ELSE replay_until END WHERE tenant_id = ? AND id = ? AND cursor = ?",
+                        (item.advance[1], item.advance[1], item.tenant_id, item.webhook_id, item.advance[0]))
+                    if moved.rowcount == 0:
+                        conn.execute("RELEASE owed")
+                        done.append(False)
+                        continue
+                else:
+                    changed = True
+                gone = _erased_refs(conn, item.tenant_id, {m.subject_ref for m in item.messages if m.subject_ref})
+                for message in item.messages:
+                    if message.subject_ref in gone and (kept := redacted(message)) is not message:
+                        message, changed = kept, True
+                    _owe(conn, message, item.resend_upto is not None and message.order <= item.resend_upto)
+                conn.execute("RELEASE owed")
+                done.append(True)
+            if changed:
+                _bump(conn)
+            return done
 
-        return bool(self._transact(run))
+        return list(self._transact(run))
 
     def get_message(self, tenant_id: str, webhook_id: str, message_id: str) -> Message | None:
         with self._read() as conn:
@@ -171,6 +200,7 @@ class DeliveryTables(Database):
             for (doc,) in rows:
                 message = message_from(loads(doc))
                 _reschedule(conn, message, at)
+            _bump(conn)
             return len(rows)
 
         return int(self._transact(run))
@@ -179,18 +209,26 @@ class DeliveryTables(Database):
         if not outcomes:
             return
 
-        def run(conn: sqlite3.Connection) -> None:
+        def run(conn: sqlite3.Connection) -> bool:
             conn.executemany(SAVE_ATTEMPT, [_attempt_row(o.attempt) for o in outcomes]
                              + [_attempt_row(o.retry) for o in outcomes if o.retry is not None])
-            conn.executemany(SAVE_MESSAGE, [(o.message.status, dumps(message_doc(o.message)), o.message.tenant_id,
-                                             o.message.webhook_id, o.message.id) for o in outcomes])
+            m = [o.message for o in outcomes]
+            conn.executemany(SAVE_OUTCOME, [(x.status, x.status, x.attempts, ts(x.next_attempt_at),
+                                             ts(x.first_attempt_at), x.tenant_id, x.webhook_id, x.id) for x in m])
+            bodies = [(x.body, x.tenant_id, x.webhook_id, x.id) for x in m if x.type == SUBJECT_ERASED
+                      and x.status != PENDING]  # delivered or failed: the subject's id is not kept
+            if bodies:
+                conn.executemany("UPDATE webhook_messages SET doc = json_set(doc, '$.body', ?) "
+                                 "WHERE tenant_id = ? AND webhook_id = ? AND id = ?", bodies)
             counts: dict[str, int] = {}
             for o in outcomes:
                 counts[o.attempt.status] = counts.get(o.attempt.status, 0) + 1
             conn.executemany("INSERT INTO webhook_counters (name, n) VALUES (?, ?) "
                              "ON CONFLICT (name) DO UPDATE SET n = n + excluded.n", list(counts.items()))
+            return bool(bodies)
 
-        self._transact(run)
+        if self._transact(run):
+            self._forget_log()  # a subject.erased delivered: the id it carried goes from the log too
 
     def add_attempt(self, attempt: Attempt) -> None:
         self._transact(lambda conn: conn.execute(SAVE_ATTEMPT, _attempt_row(attempt)))
@@ -244,8 +282,14 @@ class DeliveryTables(Database):
 
     def delivery_counts(self) -> Counts:
         with self._read() as conn:
-            rows = conn.execute("SELECT name, n FROM webhook_counters").fetchall()
+            rows = conn.execute("SELECT name, n FROM webhook_counters WHERE name != ?", (CHANGES,)).fetchall()
         return Counts(dict(rows))
+
+    def delivery_marks(self) -> tuple[Any, int]:
+        with self._read() as conn:
+            (feed,) = conn.execute("SELECT max(id) FROM events").fetchone()
+            row = conn.execute("SELECT n FROM webhook_counters WHERE name = ?", (CHANGES,)).fetchone()
+        return feed or 0, row[0] if row else 0
 
     # --- erasures --------------------------------------------------------------------------------
     def note_erasure(self, tenant_id: str, subject_ref: str, subject_id: str, at: datetime) -> None:
@@ -263,6 +307,27 @@ class DeliveryTables(Database):
         return int(self._transact(lambda conn: conn.execute("DELETE FROM erasures WHERE at < ?",
                                                               (ts(before),)).rowcount))
 
+    def forget_erasure(self, tenant_id: str, subject_ref: str) -> None:
+        self._transact(lambda conn: conn.execute("DELETE FROM erasures WHERE tenant_id = ? AND subject_ref = ?",
+                                                 (tenant_id, subject_ref)))
+        self._forget_log()
+
+    def redact_messages(self, tenant_id: str, subject_ref: str) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            rows = conn.execute("SELECT doc FROM webhook_messages WHERE tenant_id = ? AND subject_ref = ?",
+                                (tenant_id, subject_ref)).fetchall()
+            found = [message_from(loads(doc)) for (doc,) in rows]
+            changed = [kept for m in found if (kept := redacted(m)) is not m]
+            conn.executemany(SAVE_MESSAGE, [(m.status, dumps(message_doc(m)), m.tenant_id, m.webhook_id, m.id)
+                                            for m in changed])
+            _bump(conn)
+            return len(changed)
+
+        changed = int(self._transact(run))
+        if changed:
+            self._forget_log()
+        return changed
+
     # --- the lease -------------------------------------------------------------------------------
     def acquire_lease(self, name: str, holder: str, now: datetime, until: datetime) -> bool:
         def run(conn: sqlite3.Connection) -> bool:
@@ -278,10 +343,21 @@ class DeliveryTables(Database):
         self._transact(lambda conn: conn.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder)))
 
 
+def _erased_refs(conn: sqlite3.Connection, tenant_id: str, refs: set[str | None]) -> set[str | None]:
+    """Which of these subject_refs no subject has any more (erased)."""
+    if not refs:
+        return set()
+    marks = ",".join("?" * len(refs))
+    found = {r for (r,) in conn.execute(f"SELECT subject_ref FROM subjects WHERE tenant_id = ? "
+                                        f"AND subject_ref IN ({marks})", (tenant_id, *refs))}
+    return refs - found
+
+
 def _owe(conn: sqlite3.Connection, message: Message, again: bool) -> None:
     """Record a message and its first attempt row; with again, owe a recorded one once more."""
     inserted = conn.execute(INSERT_MESSAGE, (message.tenant_id, message.webhook_id, message.id, message.order,
-                                             PENDING, ts(message.event_at), dumps(message_doc(message)))).rowcount
+                                             PENDING, ts(message.event_at), message.subject_ref,
+                                             dumps(message_doc(message)))).rowcount
     if inserted:
         conn.execute(SAVE_ATTEMPT, _attempt_row(scheduled(message)))
         return

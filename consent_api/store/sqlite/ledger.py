@@ -35,10 +35,6 @@ from consent_api.store.sqlite.rows import (
     sync_grants,
 )
 
-# How long an erasure waits for the log to be truncated (Checkpointer.truncate) before it is
-# answered anyway: longer only while a reader of an older snapshot (an export) holds the log.
-ERASURE_LOG_WAIT_S = 5.0
-
 
 class Ledger(Database):
     # --- subjects -------------------------------------------------------------------------------
@@ -119,10 +115,10 @@ class Ledger(Database):
                 outcome = batch.apply_appends(conn, [payload])[0]
         if isinstance(outcome, Failed):
             raise outcome.error
-        if erase and outcome.events and self._checkpointer is not None:
+        if erase and outcome.events:
             # The log still holds the erased rows as they were, until later writes overwrite
             # them: have it copied and truncated before the erasure is answered.
-            self._checkpointer.truncate(ERASURE_LOG_WAIT_S)
+            self._forget_log()
         return outcome
 
     # --- per-day counters ------------------------------------------------------------------------

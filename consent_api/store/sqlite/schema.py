@@ -156,6 +156,14 @@ CREATE INDEX erasures_at ON erasures (at);
 CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, until TEXT NOT NULL) WITHOUT ROWID
 """
 
+# Version 10: a webhook message names its subject_ref in a column of its own, so that erasing
+# the subject finds (and redacts) its messages through an index instead of reading them all.
+MESSAGE_SUBJECTS = """
+ALTER TABLE webhook_messages ADD COLUMN subject_ref TEXT;
+UPDATE webhook_messages SET subject_ref = json_extract(doc, '$.subject_ref');
+CREATE INDEX webhook_messages_subject ON webhook_messages (tenant_id, subject_ref) WHERE subject_ref IS NOT NULL
+"""
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -182,6 +190,8 @@ MIGRATIONS = {m.version: m for m in (
               lambda conn: run_script(conn, IDEMPOTENCY_SUBJECTS)),
     Migration(9, "the change feed (GET /v1/changes) and webhook endpoints, messages, delivery log and lease.",
               lambda conn: run_script(conn, FEED_AND_WEBHOOKS)),
+    Migration(10, "webhook messages name their subject, so an erasure redacts them through an index.",
+              lambda conn: run_script(conn, MESSAGE_SUBJECTS)),
 )}
 SCHEMA_VERSION = max(MIGRATIONS)
 
