@@ -29,6 +29,10 @@ def _times_in(doc: dict[str, Any], names: set[str]) -> dict[str, Any]:
 _WEBHOOK_FIELDS = {f.name for f in fields(Webhook)}
 _MESSAGE_FIELDS = {f.name for f in fields(Message)}
 _ATTEMPT_FIELDS = {f.name for f in fields(Attempt)}
+# Message and Attempt hold only flat values: a field walk, not dataclasses.asdict, which deep-copies
+# every value and cost the delivery worker a quarter of its time.
+_MESSAGE_NAMES = tuple(f.name for f in fields(Message))
+_ATTEMPT_NAMES = tuple(f.name for f in fields(Attempt))
 
 
 def webhook_doc(webhook: Webhook) -> dict[str, Any]:
@@ -63,8 +67,16 @@ def webhook_changes(changes: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _flat(obj: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    out = {}
+    for name in names:
+        value = getattr(obj, name)
+        out[name] = format_ts(value) if value is not None and name in _TIMES else value
+    return out
+
+
 def message_doc(message: Message) -> dict[str, Any]:
-    return _times_out(asdict(message))
+    return _flat(message, _MESSAGE_NAMES)
 
 
 def message_from(doc: dict[str, Any]) -> Message:
@@ -72,7 +84,7 @@ def message_from(doc: dict[str, Any]) -> Message:
 
 
 def attempt_doc(attempt: Attempt) -> dict[str, Any]:
-    return _times_out(asdict(attempt))
+    return _flat(attempt, _ATTEMPT_NAMES)
 
 
 def attempt_from(doc: dict[str, Any]) -> Attempt:

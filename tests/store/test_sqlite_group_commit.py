@@ -9,6 +9,7 @@ import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -304,3 +305,23 @@ def test_a_truncation_waits_for_readers_of_an_older_snapshot(tmp_path):
         assert store.get_subject("t1", "u2").seq == 1
     finally:
         store.close()
+
+
+def test_the_webhook_worker_s_bookkeeping_is_answered_at_its_commit_without_waiting_for_an_fsync(store,
+                                                                                                 monkeypatch):
+    """durable=False (the worker's lease, messages and outcomes, which a crash may lose and the
+    worker derives or sends again) is answered once committed; other writes still wait."""
+    release = threading.Event()
+    sync = store._writer._sync
+    monkeypatch.setattr(store._writer, "_sync", lambda: (release.wait(60), sync())[1])
+    appended = threading.Thread(target=append, args=(store, "t1", "u1", draft("push")))
+    appended.start()
+    try:
+        now = datetime.now(timezone.utc)
+        assert store.acquire_lease("webhook-delivery", "w1", now, now + timedelta(seconds=10))
+        assert appended.is_alive()  # its fsync is held back: it cannot have been answered
+    finally:
+        release.set()
+        appended.join(60)
+    assert not appended.is_alive()
+    assert not store.acquire_lease("webhook-delivery", "w2", now, now + timedelta(seconds=10))

@@ -4,7 +4,9 @@ failed and disabled states, replay and retry. No sleeps: each round waits for it
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
@@ -404,3 +406,40 @@ def test_an_erasure_leaves_the_subject_s_id_in_no_stored_message_but_an_undelive
                                                                    pending[0].message_id).body
         later = [e for e in down.requests[2:] if b"erin" in e.body]
         assert [json.loads(e.body)["type"] for e in later] == ["subject.erased"] * len(later)
+        assert world.deps.store.erased_subject(world.tenant_id, world.deps.store.get_message(
+            world.tenant_id, failing.webhook.id, pending[0].message_id).subject_ref) is None
+
+
+# --- the running worker: what it keeps in memory follows the store ---------------------------------------
+
+@contextlib.contextmanager
+def running(worker: Worker):
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), name="test-worker")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+        assert not thread.is_alive()
+
+
+def test_a_running_worker_sends_what_changed_behind_its_back_as_the_store_has_it(world):
+    """Between rounds the worker keeps what it owes in memory: an erasure's redaction, a test
+    message and a retry asked for through the API reach it through the store's marks."""
+    with receiving() as receiver:
+        receiver.rule = lambda r: 503 if b'"dora"' in r.body else None  # dora's messages fail while named
+        created = world.hook(receiver.url)
+        worker = world.worker()
+        with running(worker):
+            world.decide("dora", push=True)
+            receiver.wait_for(1, what=lambda r: b'"dora"' in r.body)  # failed; its retry waits in memory
+            consents.erase(world.deps, world.tenant_id, "dora", None)
+            webhooks.send_test(world.deps, world.tenant_id, created.webhook.id)
+            receiver.wait_for(1, what=lambda r: r.json["type"] == "webhook.test")
+            world.clock.advance(minutes=5)  # the retry falls due
+            got = receiver.wait_for(1, what=lambda r: r.json["type"] == "consent.changed" and b'"dora"' not in r.body)
+        retried = [r.json for r in got if r.json["type"] == "consent.changed" and b'"dora"' not in r.body]
+        assert retried[0]["data"]["subject_id"] is None and retried[0]["data"]["event"]["subject_id"] is None
+        assert [r.json["data"]["subject_id"] for r in got if r.json["type"] == "subject.erased"] in ([], ["dora"])

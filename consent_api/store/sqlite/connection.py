@@ -168,12 +168,13 @@ class Database:
         if self._checkpointer is not None:
             self._checkpointer.truncate(ERASURE_LOG_WAIT_S)
 
-    def _transact(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        """fn(conn) inside a write transaction; on a file, through the group commit."""
+    def _transact(self, fn: Callable[[sqlite3.Connection], Any], durable: bool = True) -> Any:
+        """fn(conn) inside a write transaction; on a file, through the group commit (durable:
+        answered after the fsync that covers it, else right after its COMMIT)."""
         if self._writer is None:
             with self._write() as conn:
                 return fn(conn)
-        return self._writer.run(batch.Write(fn))
+        return self._writer.run(batch.Write(fn), durable)
 
     def _version(self, conn: sqlite3.Connection, name: str, fresh: bool = False) -> int:
         """The counter of a cached value, read at most every VERSION_CHECK_S unless fresh."""

@@ -4,9 +4,10 @@ The feed position is the events table's rowid: the one writer (the group commit,
 cross-process write lock) inserts every event, so rowids grow in commit order, and a reader's
 snapshot never misses a lower rowid committed later. A page is an index walk on
 events_feed (tenant_id, then rowid). Writes the worker makes (enqueue, outcomes, the lease) go
-through the group commit like appends; endpoint edits off the hot path take the write lock
-directly. Every change to what is owed that the worker did not make bumps the ``changes`` row
-of webhook_counters, which delivery_marks reads.
+through the group commit like appends, answered without waiting for their fsync (a crash loses
+a message and its cursor's move together, or an outcome, which is then sent again); endpoint
+edits off the hot path take the write lock directly. Every change to what is owed that the
+worker did not make bumps the ``changes`` row of webhook_counters, which delivery_marks reads.
 """
 
 from __future__ import annotations
@@ -177,7 +178,8 @@ class DeliveryTables(Database):
                 _bump(conn)
             return done
 
-        return list(self._transact(run))
+        # Owed by the feed (with advance): lost with its cursor's move in a crash, so no fsync awaited
+        return list(self._transact(run, durable=all(item.advance is None for item in owed)))
 
     def get_message(self, tenant_id: str, webhook_id: str, message_id: str) -> Message | None:
         with self._read() as conn:
@@ -227,7 +229,7 @@ class DeliveryTables(Database):
                              "ON CONFLICT (name) DO UPDATE SET n = n + excluded.n", list(counts.items()))
             return bool(bodies)
 
-        if self._transact(run):
+        if self._transact(run, durable=False):  # a lost outcome: the message is sent again
             self._forget_log()  # a subject.erased delivered: the id it carried goes from the log too
 
     def add_attempt(self, attempt: Attempt) -> None:
@@ -337,7 +339,7 @@ class DeliveryTables(Database):
                 "OR leases.until <= ?", (name, holder, ts(until), ts(now)))
             return taken.rowcount > 0
 
-        return bool(self._transact(run))
+        return bool(self._transact(run, durable=False))
 
     def release_lease(self, name: str, holder: str) -> None:
         self._transact(lambda conn: conn.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder)))

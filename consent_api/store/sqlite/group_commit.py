@@ -99,12 +99,13 @@ class WriteLock:
 
 
 class _Job:
-    __slots__ = ("payload", "done", "outcome")
+    __slots__ = ("payload", "done", "outcome", "durable")
 
-    def __init__(self, payload: Any):
+    def __init__(self, payload: Any, durable: bool = True):
         self.payload = payload
         self.done = threading.Event()
         self.outcome: Any = None
+        self.durable = durable
 
 
 _STOP = _Job(None)
@@ -113,7 +114,9 @@ _STOP = _Job(None)
 class GroupCommit:
     """``run(payload)`` queues a write and returns its outcome once the transaction holding it
     has committed and an fsync of the log that began after that COMMIT has returned; a
-    ``Failed`` outcome is raised instead.
+    ``Failed`` outcome is raised instead. ``run(payload, durable=False)`` returns once the
+    COMMIT has returned, without waiting for the fsync (for writes that a crash may lose
+    together with everything that depends on them: the webhook worker's bookkeeping).
 
     Two threads per process: the writer commits batch after batch (synchronous=NORMAL, so a
     COMMIT only writes), the syncer fsyncs and answers. While one fsync runs, the writer
@@ -159,8 +162,8 @@ class GroupCommit:
                     self._announced -= 1
                     self._cond.notify()
 
-    def run(self, payload: Any) -> Any:
-        job = _Job(payload)
+    def run(self, payload: Any, durable: bool = True) -> Any:
+        job = _Job(payload, durable)
         announced = getattr(self._local, "announced", False)
         self._local.announced = False
         with self._cond:
@@ -218,9 +221,17 @@ class GroupCommit:
                     job.done.set()
                 jobs = []
             if jobs:
-                with self._synced:
-                    self._committed.extend(zip(jobs, outcomes, strict=True))
-                    self._synced.notify()
+                waiting = []
+                for job, outcome in zip(jobs, outcomes, strict=True):
+                    if job.durable:
+                        waiting.append((job, outcome))
+                    else:  # committed; the next fsync covers it without anyone waiting for it
+                        job.outcome = outcome
+                        job.done.set()
+                if waiting:
+                    with self._synced:
+                        self._committed.extend(waiting)
+                        self._synced.notify()
             if stop:
                 if conn is not None:
                     conn.close()
