@@ -21,6 +21,8 @@ Positions and fed_at are this adapter's bookkeeping: reads of the ledger project
 
 delivery_marks: the newest event's _id (any tenant) and the ``changes`` document of
 webhook_counters, which every change to what is owed that the worker did not make increments.
+ObjectIds made by two processes within one second need not sort in insert order, so a new event
+may leave the mark as it was; the worker then finds it at its next idle round (a second at most).
 A message the worker records for a subject erased meanwhile is redacted right after its insert
 (the subject's document is gone by then, or the erasure's redaction, which runs after it is
 gone, finds the message).
