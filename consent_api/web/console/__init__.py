@@ -7,7 +7,8 @@ secret API key whose scopes decide what is shown and allowed (DESIGN.md §9.4, h
     catalog.py    purposes, policies, vendors
     keys.py       API keys and subject-token keys (secrets shown once)
     audit.py      export with filters, its manifest and the JWKS, offline verification
-    pending.py    webhooks and requests: their pages, until their APIs are part of the service
+    webhooks.py   webhook endpoints, their delivery log, retry and replay
+    requests.py   the rights-request queue by deadline, a request and its answers
 
 The key itself never reaches the browser: sign-in stores only the key's id and scopes in the
 server-side session (web/pages/), and every request checks that the key is still unrevoked.
@@ -32,7 +33,7 @@ from consent_api.web.context import deps
 from consent_api.web.pages import i18n
 
 PREFIX = "/console"
-CONSOLE = pages.PageSet("console", PREFIX, PageKind.CONSOLE, same_site="Strict", catalogs=("console",),
+CONSOLE = pages.PageSet("console", PREFIX, PageKind.CONSOLE, same_site="Strict", catalogs=("console", "history"),
                         signed_out=lambda: redirect(PREFIX + "/sign-in"))
 bp = CONSOLE.blueprint(__name__, template_folder="templates")
 
@@ -114,4 +115,4 @@ def init_app(app: Flask) -> None:
 
 
 # The pages, each module adding its routes to bp (imported last: they use what is above).
-from consent_api.web.console import audit, catalog, keys, overview, pending, subjects  # noqa: E402,F401
+from consent_api.web.console import audit, catalog, keys, overview, requests, subjects, webhooks  # noqa: E402,F401

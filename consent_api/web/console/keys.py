@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, redirect, request
+from flask import Response, redirect, request, url_for
 
 from consent_api.domain.model import Scope
 from consent_api.errors import Invalid
@@ -46,7 +46,7 @@ def issue_key():
         issued = tenants.issue_key(deps(), who.tenant_id, **schemas.load(schemas.KeyIn, body))
     except Invalid as exc:
         return _page(who, 422, errors=forms.field_errors(exc), values=forms.values())
-    return _shown_once(who, "api_key", issued.key.name, issued.key.id, issued.secret)
+    return shown_once(who, "api_key", issued.key.name, issued.key.id, issued.secret)
 
 
 @bp.post("/keys/<key_id>/revoke")
@@ -68,12 +68,14 @@ def register_subject_token_key():
         return _page(who, 422, errors=forms.field_errors(exc), values=forms.values())
     if issued.secret is None:
         return redirect(f"{PREFIX}/keys?done=registered")
-    return _shown_once(who, "subject_token_key", issued.key.alg, issued.key.kid, issued.secret)
+    return shown_once(who, "subject_token_key", issued.key.alg, issued.key.kid, issued.secret)
 
 
-def _shown_once(who: Officer, what: str, name: str, ident: str, secret: str) -> Response:
-    """The secret on this answer only: never in a URL, never stored, gone on reload."""
-    return render("console/secret.html", status=201, who=who, what=what, name=name, ident=ident, secret=secret)
+def shown_once(who: Officer, what: str, name: str, ident: str, secret: str, back: str | None = None) -> Response:
+    """The secret on this answer only: never in a URL, never stored, gone on reload; back: the
+    page its "done" link returns to (the keys)."""
+    return render("console/secret.html", status=201, who=who, what=what, name=name, ident=ident, secret=secret,
+                  back=back or url_for("console.keys"))
 
 
 @bp.post("/subject-token-keys/<kid>/revoke")
