@@ -30,7 +30,7 @@ from consent_api.services import console
 from consent_api.services.console import Rights
 from consent_api.web import pages
 from consent_api.web.context import deps
-from consent_api.web.pages import i18n
+from consent_api.web.pages import history, i18n
 
 PREFIX = "/console"
 CONSOLE = pages.PageSet("console", PREFIX, PageKind.CONSOLE, same_site="Strict", catalogs=("console", "history"),
@@ -61,7 +61,8 @@ def officer() -> Officer:
 def render(template: str, status: int = 200, who: Officer | None = None, **context: Any) -> Response:
     """A console page; signed-in pages pass who, for the navigation and what it may show."""
     return pages.render(template, status=status, officer=who, rights=who.rights if who else None,
-                        nav=NAV, here=request.endpoint, when=when, title_of=title_of, **context)
+                        nav=NAV, here=request.endpoint, when=when, title_of=title_of, due_day=history.due_day,
+                        point_name=lambda point: history.point_name(point, pages.locale()), **context)
 
 
 def when(stamp: str | None) -> str:

@@ -59,6 +59,12 @@ def purpose_title(purposes: Mapping[str, Purpose], key: str | None, locale: str)
     return next(iter(purpose.title.values()), purpose.key)
 
 
+def point_name(point: str, locale: str) -> str:
+    """A collection point in words of the locale when it is a known one; else as sent."""
+    known = "link" if point.startswith(LINK_POINT) else point
+    return i18n.text(f"history.point.{known}", locale, CATALOGS) if known in KNOWN_POINTS else point
+
+
 def sentence(event: dict[str, Any], purposes: Mapping[str, Purpose], locale: str) -> str:
     def t(key: str, **params: Any) -> str:
         return i18n.text(key, locale, CATALOGS, **params)
@@ -70,9 +76,7 @@ def sentence(event: dict[str, Any], purposes: Mapping[str, Purpose], locale: str
     where = t(f"history.where.{channel}")
     point = source.get("collection_point")
     if point:
-        known = "link" if point.startswith(LINK_POINT) else point
-        shown = t(f"history.point.{known}") if known in KNOWN_POINTS else point
-        where = t("history.where_point", where=where, point=shown)
+        where = t("history.where_point", where=where, point=point_name(point, locale))
     if action in ("grant", "withdraw", "deny", "prompt"):
         title = purpose_title(purposes, event.get("purpose"), locale)
         text = t(f"history.{action}", actor=actor, where=where, purpose=title)
