@@ -91,6 +91,14 @@ def test_a_bad_endpoint_form_is_422_with_its_field_and_creates_nothing(admin, ap
     assert "whsec_" not in html and hooks_of(app_tenant) == []
 
 
+def test_a_refused_form_keeps_exactly_what_was_ticked(admin, app_tenant):
+    admin.page("/console/webhooks")
+    html = admin.post("/console/webhooks", {"url": "ftp://x", "types": "request.created",
+                                            "purposes": "precise_location"}).get_data(as_text=True)
+    ticked = re.findall(r'name="(types|purposes)" value="([^"]+)" checked', html)
+    assert ticked == [("types", "request.created"), ("purposes", "precise_location")]  # not "location"
+
+
 def test_disable_enable_test_and_rotate(admin, app_tenant):
     hook_id = create(admin)
     page = f"/console/webhooks/{hook_id}"

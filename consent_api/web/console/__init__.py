@@ -58,6 +58,13 @@ def officer() -> Officer:
     return Officer(who.tenant_id, key, Rights(key.scopes))
 
 
+def admin() -> Officer:
+    """The signed-in officer, when its key may change data; 403 otherwise."""
+    who = officer()
+    who.rights.require(who.rights.admin)
+    return who
+
+
 def render(template: str, status: int = 200, who: Officer | None = None, **context: Any) -> Response:
     """A console page; signed-in pages pass who, for the navigation and what it may show."""
     return pages.render(template, status=status, officer=who, rights=who.rights if who else None,

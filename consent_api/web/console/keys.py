@@ -14,16 +14,10 @@ from consent_api.errors import Invalid
 from consent_api.security.tokens import SUBJECT_TOKEN_ALGS
 from consent_api.services import console, tenants
 from consent_api.web import schemas
-from consent_api.web.console import PREFIX, Officer, bp, forms, officer, render
+from consent_api.web.console import PREFIX, Officer, admin, bp, forms, render
 from consent_api.web.context import deps
 
 SCOPES = [str(s) for s in Scope]
-
-
-def _admin() -> Officer:
-    who = officer()
-    who.rights.require(who.rights.admin)
-    return who
 
 
 def _page(who: Officer, status: int = 200, **context: Any) -> Response:
@@ -34,12 +28,12 @@ def _page(who: Officer, status: int = 200, **context: Any) -> Response:
 
 @bp.get("/keys")
 def keys():
-    return _page(_admin())
+    return _page(admin())
 
 
 @bp.post("/keys")
 def issue_key():
-    who = _admin()
+    who = admin()
     try:
         body = {"name": forms.text("name"), "type": forms.text("type") or "secret",
                 "scopes": forms.chosen("scopes"), "origins": forms.lines("origins")}
@@ -51,14 +45,14 @@ def issue_key():
 
 @bp.post("/keys/<key_id>/revoke")
 def revoke_key(key_id: str):
-    who = _admin()
+    who = admin()
     console.revoke_key(deps(), who.tenant_id, key_id)
     return redirect(f"{PREFIX}/keys?done=revoked")
 
 
 @bp.post("/subject-token-keys")
 def register_subject_token_key():
-    who = _admin()
+    who = admin()
     try:
         alg = forms.text("alg")
         body = {"alg": alg, "public_key": forms.optional("public_key") if alg != "HS256" else None}
@@ -80,6 +74,6 @@ def shown_once(who: Officer, what: str, name: str, ident: str, secret: str, back
 
 @bp.post("/subject-token-keys/<kid>/revoke")
 def revoke_subject_token_key(kid: str):
-    who = _admin()
+    who = admin()
     tenants.revoke_subject_token_key(deps(), who.tenant_id, kid)
     return redirect(f"{PREFIX}/keys?done=revoked")

@@ -13,7 +13,7 @@ from consent_api.domain.requests import RequestStatus, RequestType
 from consent_api.errors import Conflict, Invalid
 from consent_api.services import console_requests
 from consent_api.web import schemas
-from consent_api.web.console import Officer, bp, forms, officer, render
+from consent_api.web.console import Officer, admin, bp, forms, officer, render
 from consent_api.web.context import deps
 
 QUEUE_PAGE = 25  # requests a page
@@ -55,8 +55,7 @@ def rights_request(request_id: str):
 
 @bp.post("/requests/<request_id>")
 def answer_request(request_id: str):
-    who = officer()
-    who.rights.require(who.rights.admin)
+    who = admin()
     try:
         body = {"status": forms.text("status"), "note": forms.optional("note"), "reason": forms.optional("reason")}
         data = schemas.load(schemas.RequestAnswerIn, body)

@@ -17,19 +17,13 @@ from consent_api.errors import Invalid
 from consent_api.services import console_webhooks
 from consent_api.services import webhooks as hooks
 from consent_api.web import schemas
-from consent_api.web.console import Officer, bp, forms, officer, render
+from consent_api.web.console import Officer, admin, bp, forms, render
 from consent_api.web.console.keys import shown_once
 from consent_api.web.context import deps
 from consent_api.web.schemas.webhooks import WebhookIn, WebhookPatchIn
 
 LOG_PAGE = 25  # delivery-log rows a page
 STATUSES = ("", *hooks.STATUSES)
-
-
-def _admin() -> Officer:
-    who = officer()
-    who.rights.require(who.rights.admin)
-    return who
 
 
 def _list(who: Officer, status: int = 200, **context: Any) -> Response:
@@ -50,12 +44,12 @@ def _detail(who: Officer, webhook_id: str, status: int = 200, *, shown: str | No
 
 @bp.get("/webhooks")
 def webhooks():
-    return _list(_admin())
+    return _list(admin())
 
 
 @bp.post("/webhooks")
 def create_webhook():
-    who = _admin()
+    who = admin()
     try:
         body = {"url": forms.text("url"), "types": forms.chosen("types") or None,
                 "purposes": forms.chosen("purposes") or None, "description": forms.optional("description")}
@@ -72,7 +66,7 @@ def _secret(who: Officer, what: str, shown: hooks.Created) -> Response:
 
 @bp.get("/webhooks/<webhook_id>")
 def webhook(webhook_id: str):
-    who = _admin()
+    who = admin()
     shown, cursor = request.args.get("status"), request.args.get("cursor")
     try:
         return _detail(who, webhook_id, shown=shown, cursor=cursor)
@@ -82,7 +76,7 @@ def webhook(webhook_id: str):
 
 @bp.post("/webhooks/<webhook_id>/status")
 def set_status(webhook_id: str):
-    who = _admin()
+    who = admin()
     try:
         wanted = schemas.load(WebhookPatchIn, {"status": forms.text("status")})
         hooks.update(deps(), who.tenant_id, webhook_id, wanted)
@@ -93,20 +87,20 @@ def set_status(webhook_id: str):
 
 @bp.post("/webhooks/<webhook_id>/rotate-secret")
 def rotate_secret(webhook_id: str):
-    who = _admin()
+    who = admin()
     return _secret(who, "webhook_rotated", hooks.rotate_secret(deps(), who.tenant_id, webhook_id))
 
 
 @bp.post("/webhooks/<webhook_id>/test")
 def send_test(webhook_id: str):
-    who = _admin()
+    who = admin()
     hooks.send_test(deps(), who.tenant_id, webhook_id)
     return _done(webhook_id, "tested")
 
 
 @bp.post("/webhooks/<webhook_id>/delete")
 def delete_webhook(webhook_id: str):
-    who = _admin()
+    who = admin()
     if not forms.flag("confirm"):
         return _detail(who, webhook_id, 422, delete_error=True)
     hooks.delete(deps(), who.tenant_id, webhook_id)
@@ -115,14 +109,14 @@ def delete_webhook(webhook_id: str):
 
 @bp.post("/webhooks/<webhook_id>/deliveries/<delivery_id>/retry")
 def retry_delivery(webhook_id: str, delivery_id: str):
-    who = _admin()
+    who = admin()
     hooks.retry(deps(), who.tenant_id, webhook_id, delivery_id)
     return _done(webhook_id, "retried")
 
 
 @bp.post("/webhooks/<webhook_id>/replay")
 def replay(webhook_id: str):
-    who = _admin()
+    who = admin()
     try:
         since = forms.local_time("since")
         console_webhooks.replay_since(deps(), who.tenant_id, webhook_id, parse_ts(since) if since else None)
