@@ -5,8 +5,11 @@ a tablet width (820 px), for docs/screenshots/.
 
 Seeds a SQLite file with a mobile app's tenant and 30 days of decisions (through the services,
 with the clock set to each day), serves it with `consent-api serve`, signs in with the admin key
-in Debian's chromium and shows the overview, a subject, the catalog and the audit page. Chinese
-glyphs need fonts-noto-cjk (installed by .ci/run).
+in Debian's chromium and shows the overview, a subject, the catalog, the audit page, the webhooks
+and the rights requests. Two webhook endpoints (one receiver answering, one failing) get the last
+days' events from the real delivery worker, whose sending is stubbed by host name, so the log is
+the worker's own; rights requests are opened over the month, some answered, the rest due soon or
+overdue. Chinese glyphs need fonts-noto-cjk (installed by .ci/run).
 """
 
 from __future__ import annotations
@@ -21,9 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import live  # noqa: E402
 
 from consent_api.domain.clock import FixedClock  # noqa: E402
+from consent_api.domain.model import ActorType  # noqa: E402
+from consent_api.outbound.sender import Answer  # noqa: E402
 from consent_api.security.signing_keys import KeyRing  # noqa: E402
-from consent_api.services import catalog, consents, tenants  # noqa: E402
-from consent_api.services.deps import Deps  # noqa: E402
+from consent_api.services import catalog, consents, requests, tenants, webhooks  # noqa: E402
+from consent_api.services.delivery import Worker  # noqa: E402
+from consent_api.services.deps import Deps, WebhookRules  # noqa: E402
 from consent_api.store.sqlite import SQLiteStore  # noqa: E402
 from tests.builders import APP_PURPOSES  # noqa: E402
 
@@ -36,15 +42,56 @@ SHOTS = [  # file name, viewport, path (after sign-in)
     ("console-subject-{locale}-tablet.png", {"width": 820, "height": 1180}, "/console/subjects/user-1007"),
     ("console-purposes-{locale}.png", {"width": 1366, "height": 1100}, "/console/purposes"),
     ("console-audit-{locale}-tablet.png", {"width": 820, "height": 1180}, "/console/audit"),
+    ("console-webhooks-{locale}.png", {"width": 1366, "height": 1100}, "/console/webhooks"),
+    ("console-webhook-{locale}.png", {"width": 1366, "height": 1400}, "/console/webhooks/{webhook}?status=failed"),
+    ("console-requests-{locale}.png", {"width": 1366, "height": 1000}, "/console/requests"),
+    ("console-request-{locale}-tablet.png", {"width": 820, "height": 1180}, "/console/requests/{request}"),
+]
+HOOKS = {  # url, description, what the stubbed receiver answers
+    "https://crm.example.com/hooks/consent": ("会员 CRM", 204),
+    "https://push.example.com/v2/consent-events": ("推送平台", 503),
+}
+REQUESTS = [  # (day opened, user, type, what the user wrote, answer: None or (status, note, reason))
+    (3, "user-1012", "copy", "请把我的订单和收货地址导出给我。", ("completed", "已通过站内信发送导出文件", None)),
+    (6, "user-1044", "delete", "不再使用，请删除我的全部信息。", ("in_progress", "已转交数据团队核实身份", None)),
+    (8, "user-1090", "access", "想知道你们保存了我的哪些位置信息。", None),
+    (10, "user-1131", "correct", "手机号填错了，应为 138****5678。", ("rejected", None, "无法核实申请人身份，请通过已绑定手机号重新提交")),
+    (12, "user-1163", "withdraw", None, None),
+    (16, "user-1207", "explain", "个性化推荐是根据什么做的？", None),
+    (22, "user-1288", "close_account", "请注销我的账号。", None),
+    (27, "user-1340", "copy", None, None),
 ]
 
 
-def seed(path: Path) -> str:
-    """A shopping app's tenant with 30 days of decisions; its admin key."""
+USER = requests.Origin({"channel": "ios", "collection_point": "settings/privacy"},
+                       {"type": ActorType.SELF, "id": None, "reason": None})
+OFFICER = requests.Origin({"channel": "server", "collection_point": "console"},
+                          {"type": ActorType.AGENT, "id": "key_privacy_officer", "reason": None})
+
+
+def stub_receivers(url: str, headers: dict[str, str], body: bytes) -> Answer:
+    """What each example receiver answers (nothing leaves the machine)."""
+    return Answer(HOOKS[url][1], 38 + len(body) % 40)
+
+
+def drain(worker: Worker) -> None:
+    """Rounds until one finds nothing to send (retries not yet due wait for a later day)."""
+    for _ in range(100):
+        done = worker.run_once()
+        if not (done.derived or done.sent):
+            return
+
+
+def seed(path: Path) -> tuple[str, dict[str, str]]:
+    """A shopping app's tenant with 30 days of decisions, webhooks and rights requests; its admin
+    key and the ids the shots name (webhook: the failing endpoint; request: one due soon)."""
     store = SQLiteStore(str(path))
     start = datetime.now(timezone.utc).replace(hour=2, minute=0, second=0, microsecond=0) - timedelta(days=DAYS)
     clock = FixedClock(start)
-    deps = Deps(store, clock, KeyRing(store, clock))
+    deps = Deps(store, clock, KeyRing(store, clock), webhooks=WebhookRules(allow_private=True))
+    worker = Worker(deps, send=stub_receivers, rng=random.Random(3))
+    hooks: list[str] = []
+    opened_by = {}
     tenant, admin = tenants.create_tenant(deps, "示例商城 App")
     for key, body in APP_PURPOSES.items():
         catalog.put_purpose(deps, tenant.id, key, body)
@@ -71,11 +118,26 @@ def seed(path: Path) -> str:
                 earlier = f"user-{rng.randint(1001, n)}"
                 if store.get_subject(tenant.id, earlier) is not None:
                     consents.withdraw_all(deps, tenant.id, earlier, {"channel": channel}, "zh-CN", {}, None)
+        if day == DAYS - 3:
+            hooks = [webhooks.create(deps, tenant.id, url, description=text).webhook.id
+                     for url, (text, _) in HOOKS.items()]
+        if day >= DAYS - 3:
+            drain(worker)
+        for opened, user, kind, details, answer in REQUESTS:
+            if day == opened:
+                made = opened_by[user] = requests.open_request(deps, tenant.id, user, kind, details, USER, "ios")
+                if answer:
+                    clock.now += timedelta(hours=5)
+                    requests.answer(deps, tenant.id, made.id, *answer, OFFICER)
+        requests.tick(deps, clock.now)
     clock.now = start + timedelta(days=DAYS, hours=1)
+    webhooks.send_test(deps, tenant.id, hooks[0])
     subject = "user-1007"
     consents.record_prompts(deps, tenant.id, subject, ["precise_location"], {"channel": "ios"}, "zh-CN", {})
+    drain(worker)
+    worker.close()
     store.close()
-    return admin.secret
+    return admin.secret, {"webhook": hooks[1], "request": opened_by["user-1163"].id}
 
 
 def main() -> int:
@@ -85,8 +147,10 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     with live.workdir("consent-console-shots-") as tmp:
         db = tmp / "consent.db"
-        admin = seed(db)
-        with live.servers.serving(tmp, workers=1, database_url=f"sqlite:///{db}") as server, \
+        admin, ids = seed(db)
+        # The worker stays off: the example receivers are not on this machine.
+        with live.servers.serving(tmp, workers=1, database_url=f"sqlite:///{db}",
+                                  env={"CONSENT_WEBHOOK_WORKER": "off"}) as server, \
                 live.chromium() as browser:
             for locale in ("en", "zh-CN"):
                 for name, viewport, path in SHOTS:
@@ -97,7 +161,7 @@ def main() -> int:
                     page.fill("input[name=api_key]", admin)
                     page.click("[data-action=sign-in]")
                     page.wait_for_url("**/console/")
-                    page.goto(server.url + path)
+                    page.goto(server.url + path.format(**ids))
                     page.wait_for_load_state("networkidle")
                     out = args.out / name.format(locale=locale)
                     page.screenshot(path=str(out), full_page=False)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from datetime import datetime
 from typing import Any
 
+from consent_api.domain.clock import format_ts
 from consent_api.errors import Invalid
 from consent_api.services.deps import Deps
 from consent_api.services.pages import Page, check_limit, decode_cursor, encode_cursor
@@ -86,3 +88,18 @@ def changes(deps: Deps, tenant_id: str, after: str | None, limit: int | None,
             finally:
                 gate.release()
     return Page(page.events, encode_position(tenant_id, page.end))
+
+
+def position_at(deps: Deps, tenant_id: str, since: datetime) -> int:
+    """The feed position just before the first event recorded at or after since (the head when
+    there is none): bisection over commit order, whose recorded times rise with it, reading one
+    event per step."""
+    low, high = 0, deps.store.feed_head(tenant_id)
+    while low < high:
+        middle = (low + high) // 2
+        page = deps.store.feed_page(tenant_id, middle, 1)
+        if not page.events or page.events[0]["recorded_at"] >= format_ts(since):
+            high = middle
+        else:
+            low = middle + 1
+    return low

@@ -149,13 +149,15 @@ def get(deps: Deps, tenant_id: str, request_id: str, subject_id: str | None = No
 
 def list_requests(deps: Deps, tenant_id: str, *, subject_id: str | None = None, status: str | None = None,
                   request_type: str | None = None, due_before: datetime | None = None,
-                  cursor: str | None = None, limit: int | None = None) -> Page[RightsRequest]:
-    """Requests by deadline (due_at, then id), cursor-paginated."""
+                  cursor: str | None = None, limit: int | None = None,
+                  statuses: tuple[str, ...] = ()) -> Page[RightsRequest]:
+    """Requests by deadline (due_at, then id), cursor-paginated; status (one) or statuses (any
+    of them) filter, neither for all."""
     if subject_id is not None:
         check_subject_id(subject_id)
     limit = check_limit(limit)
     after = _after(cursor)
-    flt = RequestFilter(subject_id=subject_id, statuses=(status,) if status else (), type=request_type,
+    flt = RequestFilter(subject_id=subject_id, statuses=(status,) if status else statuses, type=request_type,
                         due_before=due_before, after=after)
     found = deps.store.list_requests(tenant_id, flt, limit + 1)
     page, more = found[:limit], len(found) > limit

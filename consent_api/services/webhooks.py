@@ -279,11 +279,15 @@ def lags(deps: Deps, limit: int = MAX_LAG_LABELS) -> list[tuple[str, float]]:
     """(webhook id, seconds) of the enabled endpoints furthest behind: the age of the oldest
     event not yet delivered to each, whether already owed or still to be read from the feed."""
     now = deps.clock()
-    found = []
-    for webhook in deps.store.enabled_webhooks():
-        oldest = [t for t in (deps.store.oldest_pending(webhook.tenant_id, webhook.id),) if t is not None]
-        unread = deps.store.feed_page(webhook.tenant_id, webhook.cursor, 1).events
-        if unread:
-            oldest.append(parse_ts(unread[0]["recorded_at"]))
-        found.append((webhook.id, max(0.0, (now - min(oldest)).total_seconds()) if oldest else 0.0))
+    found = [(webhook.id, lag(deps, webhook, now)) for webhook in deps.store.enabled_webhooks()]
     return sorted(found, key=lambda item: -item[1])[:limit]
+
+
+def lag(deps: Deps, webhook: Webhook, now: datetime) -> float:
+    """Seconds since the oldest event not yet delivered to the endpoint, owed or still unread
+    in the feed; 0 when it is up to date."""
+    oldest = [t for t in (deps.store.oldest_pending(webhook.tenant_id, webhook.id),) if t is not None]
+    unread = deps.store.feed_page(webhook.tenant_id, webhook.cursor, 1).events
+    if unread:
+        oldest.append(parse_ts(unread[0]["recorded_at"]))
+    return max(0.0, (now - min(oldest)).total_seconds()) if oldest else 0.0

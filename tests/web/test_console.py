@@ -17,6 +17,10 @@ import pytest
 from consent_api import verify
 from consent_api.domain.clock import system_clock
 from consent_api.domain.model import Action, Channel, Kind, Scope, Status
+from consent_api.domain.requests import Notice, RequestStatus, RequestType
+from consent_api.domain.webhooks import TYPES as webhook_types
+from consent_api.services import webhooks as hooks
+from consent_api.web.console import requests as rights_views
 from consent_api.web.pages import i18n
 from tests.builders import decision
 
@@ -396,11 +400,19 @@ def test_every_text_the_console_uses_is_in_both_catalogs():
     used |= {f"status.{s}" for s in Status} | {f"action.{a}" for a in Action} | {f"kind.{k}" for k in Kind}
     used |= {f"channel.{c}" for c in Channel} | {f"keys.scope_{s.replace(':', '_')}" for s in Scope}
     used |= {f"chart.{c}.{part}" for c in CHARTS for part in ("title", "about")}
-    used |= {f"nav.{n}" for n in ("webhooks", "requests")} | {f"pending.{n}" for n in ("webhooks", "requests")}
-    used |= {"sign_in.error_401", "sign_in.error_403", "secret.title_api_key", "secret.title_subject_token_key",
-             "keys.type_secret", "keys.type_publishable", "keys.done_revoked", "keys.done_registered"}
+    used |= {f"nav.{n}" for n in ("webhooks", "requests")}
+    used |= {"sign_in.error_401", "sign_in.error_403", "keys.type_secret", "keys.type_publishable", "keys.done_revoked",
+             "keys.done_registered"}
+    secrets = ("api_key", "subject_token_key", "webhook", "webhook_rotated")
+    used |= {f"secret.{part}_{what}" for what in secrets for part in ("title", "name")}
+    used |= {f"webhook_type.{t}" for t in webhook_types} | {f"delivery.{s}" for s in (*hooks.STATUSES, "all")}
+    used |= {"webhooks.done_deleted"} | {f"webhook.done_{d}" for d in ("enabled", "disabled", "tested", "retried",
+                                                                        "replayed")}
+    used |= {f"requests.filter_{f}" for f in rights_views.STATUS_FILTERS} | {f"request.type.{t}" for t in RequestType}
+    used |= {f"request.status.{s}" for s in RequestStatus} | {f"requests.{n}" for n in Notice}
     for locale in i18n.LOCALES:
-        catalog = {**i18n.catalog("console", locale), **i18n.catalog("common", locale)}
+        catalog = {**i18n.catalog("console", locale), **i18n.catalog("history", locale),
+                   **i18n.catalog("common", locale)}
         assert sorted(used - catalog.keys()) == [], locale
     assert i18n.catalog("console", "en").keys() == i18n.catalog("console", "zh-CN").keys()
 

@@ -365,3 +365,20 @@ def test_history_reads_as_sentences_in_both_locales():
     assert history.sentence(event("request_updated", purpose=None, request_type="copy", status="open",
                                   due_at="2026-10-27T16:00:00.000000Z", notice="overdue"), PUSH, "en") == \
         "The answer to your request “A copy of my personal data” is past its deadline (27 October 2026)"
+
+
+@pytest.mark.parametrize("point, zh, en", [
+    ("settings", "您在 iOS「设置」中关闭了「个性化推送」", "You turned off “Personalised push” in the iOS app (settings)"),
+    ("settings/privacy", "您在 iOS「隐私设置」中关闭了「个性化推送」",
+     "You turned off “Personalised push” in the iOS app (privacy settings)"),
+    ("onboarding", "您在 iOS「新手引导」中关闭了「个性化推送」",
+     "You turned off “Personalised push” in the iOS app (first-run guide)"),
+    ("link:evt_123", "您在 iOS「登录前的选择」中关闭了「个性化推送」",
+     "You turned off “Personalised push” in the iOS app (choices made before signing in)"),
+    ("checkout/v2", "您在 iOS「checkout/v2」中关闭了「个性化推送」",
+     "You turned off “Personalised push” in the iOS app (checkout/v2)"),
+])
+def test_known_collection_points_are_said_in_the_pages_language(point, zh, en):
+    withdrawn = event(source={"channel": "ios", "collection_point": point})
+    assert history.sentence(withdrawn, PUSH, "zh-CN") == zh
+    assert history.sentence(withdrawn, PUSH, "en") == en

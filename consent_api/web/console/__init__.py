@@ -7,7 +7,8 @@ secret API key whose scopes decide what is shown and allowed (DESIGN.md §9.4, h
     catalog.py    purposes, policies, vendors
     keys.py       API keys and subject-token keys (secrets shown once)
     audit.py      export with filters, its manifest and the JWKS, offline verification
-    pending.py    webhooks and requests: their pages, until their APIs are part of the service
+    webhooks.py   webhook endpoints, their delivery log, retry and replay
+    requests.py   the rights-request queue by deadline, a request and its answers
 
 The key itself never reaches the browser: sign-in stores only the key's id and scopes in the
 server-side session (web/pages/), and every request checks that the key is still unrevoked.
@@ -29,10 +30,10 @@ from consent_api.services import console
 from consent_api.services.console import Rights
 from consent_api.web import pages
 from consent_api.web.context import deps
-from consent_api.web.pages import i18n
+from consent_api.web.pages import history, i18n
 
 PREFIX = "/console"
-CONSOLE = pages.PageSet("console", PREFIX, PageKind.CONSOLE, same_site="Strict", catalogs=("console",),
+CONSOLE = pages.PageSet("console", PREFIX, PageKind.CONSOLE, same_site="Strict", catalogs=("console", "history"),
                         signed_out=lambda: redirect(PREFIX + "/sign-in"))
 bp = CONSOLE.blueprint(__name__, template_folder="templates")
 
@@ -57,10 +58,18 @@ def officer() -> Officer:
     return Officer(who.tenant_id, key, Rights(key.scopes))
 
 
+def admin() -> Officer:
+    """The signed-in officer, when its key may change data; 403 otherwise."""
+    who = officer()
+    who.rights.require(who.rights.admin)
+    return who
+
+
 def render(template: str, status: int = 200, who: Officer | None = None, **context: Any) -> Response:
     """A console page; signed-in pages pass who, for the navigation and what it may show."""
     return pages.render(template, status=status, officer=who, rights=who.rights if who else None,
-                        nav=NAV, here=request.endpoint, when=when, title_of=title_of, **context)
+                        nav=NAV, here=request.endpoint, when=when, title_of=title_of, due_day=history.due_day,
+                        point_name=lambda point: history.point_name(point, pages.locale()), **context)
 
 
 def when(stamp: str | None) -> str:
@@ -114,4 +123,4 @@ def init_app(app: Flask) -> None:
 
 
 # The pages, each module adding its routes to bp (imported last: they use what is above).
-from consent_api.web.console import audit, catalog, keys, overview, pending, subjects  # noqa: E402,F401
+from consent_api.web.console import audit, catalog, keys, overview, requests, subjects, webhooks  # noqa: E402,F401

@@ -12,7 +12,7 @@ from consent_api.domain.model import Kind
 from consent_api.errors import Invalid
 from consent_api.services import catalog
 from consent_api.web import schemas
-from consent_api.web.console import PREFIX, Officer, bp, forms, officer, render
+from consent_api.web.console import PREFIX, Officer, admin, bp, forms, officer, render
 from consent_api.web.context import deps
 
 KINDS = [str(k) for k in Kind]
@@ -21,12 +21,6 @@ KINDS = [str(k) for k in Kind]
 def _reader() -> Officer:
     who = officer()
     who.rights.require(who.rights.read)
-    return who
-
-
-def _admin() -> Officer:
-    who = officer()
-    who.rights.require(who.rights.admin)
     return who
 
 
@@ -48,7 +42,7 @@ def purposes():
 
 @bp.post("/purposes")
 def save_purpose():
-    who = _admin()
+    who = admin()
     key = forms.text("key")
     try:
         existing = deps().store.get_purpose(who.tenant_id, key) if key else None
@@ -70,7 +64,7 @@ def save_purpose():
 
 @bp.post("/purposes/<key>/archive")
 def archive_purpose(key: str):
-    who = _admin()
+    who = admin()
     catalog.archive_purpose(deps(), who.tenant_id, key)
     return redirect(f"{PREFIX}/purposes?saved={key}")
 
@@ -92,7 +86,7 @@ def policies():
 
 @bp.post("/policies")
 def publish_policy():
-    who = _admin()
+    who = admin()
     try:
         body: dict[str, Any] = {"version": forms.text("version"), "material": forms.flag("material"),
                                 "summary": forms.localized("summary"), "url": forms.optional("url")}
@@ -121,7 +115,7 @@ def vendors():
 
 @bp.post("/vendors")
 def save_vendor():
-    who = _admin()
+    who = admin()
     key = forms.text("key")
     try:
         body = {"name": forms.text("name"), "company": forms.text("company"),

@@ -11,7 +11,7 @@ from flask import redirect, request
 from consent_api.domain.model import SUBJECT_ID, Purpose
 from consent_api.errors import ConsentApiError, Invalid, NotFound
 from consent_api.services import console
-from consent_api.web.console import PREFIX, Officer, bp, officer, render
+from consent_api.web.console import PREFIX, Officer, admin, bp, officer, render
 from consent_api.web.context import deps
 
 
@@ -52,8 +52,7 @@ def _purposes(who: Officer) -> dict[str, Purpose]:
 
 @bp.post("/subjects/<subject_id>/erase")
 def erase(subject_id: str):
-    who = officer()
-    who.rights.require(who.rights.admin)
+    who = admin()
     try:
         console.erase(deps(), who.tenant_id, subject_id, request.form.get("confirm", ""), who.key.id)
     except ConsentApiError as exc:

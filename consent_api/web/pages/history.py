@@ -17,12 +17,17 @@ from typing import Any
 
 from consent_api.domain.clock import parse_ts
 from consent_api.domain.model import Purpose
+from consent_api.services.links import LINK_POINT
 from consent_api.web.pages import i18n
 
 CATALOGS = ("history", "common")
 _LATIN_THEN_HAN = re.compile(r"([A-Za-z])([\u3400-\u9fff])")
 _HAN_THEN_LATIN = re.compile(r"([\u3400-\u9fff])([A-Za-z])")
-KNOWN_POINTS = ("privacy_center", "scheduler")
+# Collection points with words of their own in the history catalog (history.point.*); any
+# other is shown as the app sent it. A decision carried over from an anonymous visitor has
+# "link:<event id>" (services/links.py): shown as "link".
+KNOWN_POINTS = ("privacy_center", "scheduler", "console", "settings", "settings/privacy", "account/privacy",
+                "onboarding", "first-launch", "banner", "link")
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,12 @@ def purpose_title(purposes: Mapping[str, Purpose], key: str | None, locale: str)
     return next(iter(purpose.title.values()), purpose.key)
 
 
+def point_name(point: str, locale: str) -> str:
+    """A collection point in words of the locale when it is a known one; else as sent."""
+    known = "link" if point.startswith(LINK_POINT) else point
+    return i18n.text(f"history.point.{known}", locale, CATALOGS) if known in KNOWN_POINTS else point
+
+
 def sentence(event: dict[str, Any], purposes: Mapping[str, Purpose], locale: str) -> str:
     def t(key: str, **params: Any) -> str:
         return i18n.text(key, locale, CATALOGS, **params)
@@ -65,8 +76,7 @@ def sentence(event: dict[str, Any], purposes: Mapping[str, Purpose], locale: str
     where = t(f"history.where.{channel}")
     point = source.get("collection_point")
     if point:
-        shown = t(f"history.point.{point}") if point in KNOWN_POINTS else point
-        where = t("history.where_point", where=where, point=shown)
+        where = t("history.where_point", where=where, point=point_name(point, locale))
     if action in ("grant", "withdraw", "deny", "prompt"):
         title = purpose_title(purposes, event.get("purpose"), locale)
         text = t(f"history.{action}", actor=actor, where=where, purpose=title)
