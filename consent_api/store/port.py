@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from consent_api.domain import appending
+from consent_api.domain import appending, ledger
 from consent_api.domain.appending import Plan, Reseal, Sealed, Stored
 from consent_api.domain.clock import format_ts
 from consent_api.domain.daily import Tally
@@ -279,6 +279,18 @@ class Store(abc.ABC):
     def export_events(self, tenant_id: str, flt: ExportFilter) -> Iterator[dict[str, Any]]:
         """Events ordered by (recorded_at, seq, event_id) with subject_id filled in (None once
         erased); streamed, never materialised."""
+
+    def export_lines(self, tenant_id: str, flt: ExportFilter) -> Iterator[list[bytes]]:
+        """The same events as NDJSON export lines (ledger.export_line), a batch of lines at a
+        time; an adapter that stores the lines' bytes passes them through."""
+        batch: list[bytes] = []
+        for event in self.export_events(tenant_id, flt):
+            batch.append(ledger.export_line(event))
+            if len(batch) >= 1000:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
 
     def count_events(self, tenant_id: str, flt: ExportFilter) -> int | None:
         """How many events export_events would yield, when the adapter can tell cheaply; else None."""

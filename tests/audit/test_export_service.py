@@ -33,14 +33,15 @@ def test_the_query_starts_before_the_answer_and_the_rest_streams(ledger, monkeyp
     deps = ledger.client.application.extensions["consent_api.deps"]
     monkeypatch.setattr(audit, "CHUNK_BYTES", 2048)
     pulled = []
-    original = deps.store.export_events
+    original = deps.store.export_lines
 
-    def counting(*args):
-        for event in original(*args):
-            pulled.append(event["event_id"])
-            yield event
+    def counting(*args):  # a store that hands its lines over one at a time
+        for batch in original(*args):
+            for line in batch:
+                pulled.append(line)
+                yield [line]
 
-    monkeypatch.setattr(deps.store, "export_events", counting)
+    monkeypatch.setattr(deps.store, "export_lines", counting)
     out = audit.export(deps, ledger.id, audit.ExportQuery())
     assert 0 < len(pulled) < 13  # the first chunk only
     body = b"".join(out.chunks)
@@ -50,7 +51,7 @@ def test_the_query_starts_before_the_answer_and_the_rest_streams(ledger, monkeyp
         raise Unavailable("the store does not answer")
         yield  # pragma: no cover
 
-    monkeypatch.setattr(deps.store, "export_events", unavailable)
+    monkeypatch.setattr(deps.store, "export_lines", unavailable)
     problem = ledger.get("/v1/audit/events", expect=503).json
     assert problem["status"] == 503 and problem["detail"] == "the store does not answer"
 

@@ -15,6 +15,8 @@ COUNTERS_VERSION = next(m.version for m in MIGRATIONS.values() if "per-day count
 # before the counters left it.
 LATER = {
     8: ("DROP INDEX idempotency_subject_id", "ALTER TABLE idempotency DROP COLUMN subject_id"),
+    next(m.version for m in MIGRATIONS.values() if "carry their subject's id" in m.message):
+        ("ALTER TABLE events DROP COLUMN subject_id",),
 }
 
 
