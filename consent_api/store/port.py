@@ -360,6 +360,10 @@ class Store(abc.ABC):
         subject_id the subject's record is (re)built from the chain; None leaves an erased
         chain without a record. Returns how many events were written."""
 
+    def finish_import(self) -> None:
+        """After import_chain has copied whole chains (migrate-store): lay the events out for
+        reading in time order, where the adapter's layout depends on the order of writing."""
+
     # --- idempotency ---------------------------------------------------------------------
     @abc.abstractmethod
     def claim_idempotency_key(self, tenant_id: str, scope: str, key: str, request_hash: str,
