@@ -33,6 +33,7 @@ from consent_api.web import (
     subjects,
 )
 from consent_api.web.fastreads import FastReads
+from consent_api.web.fastwrites import FastWrites
 from consent_api.web.json_provider import OrjsonProvider
 
 log = logging.getLogger("consent_api")
@@ -78,8 +79,12 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, store: Stor
     requestlog.init_app(app)
     metrics.init_app(app)
 
-    wsgi: Any = RequestLimits(app.wsgi_app, settings.max_body_bytes)
-    if limiter is None or isinstance(limiter, ratelimit.ProcessWindows):  # else flask-limiter counts
+    wsgi: Any = app.wsgi_app
+    fast_paths = limiter is None or isinstance(limiter, ratelimit.ProcessWindows)  # else flask-limiter counts
+    if fast_paths:
+        wsgi = FastWrites(wsgi, app.extensions, app.url_map, limiter, app.json, settings.max_body_bytes)
+    wsgi = RequestLimits(wsgi, settings.max_body_bytes)
+    if fast_paths:
         fast = wsgi = FastReads(wsgi, app.extensions, app.url_map, limiter)
         if settings.database_url.startswith("sqlite:"):
             # A fast read on a local file never waits on the network: the RSGI front of `serve`
