@@ -20,7 +20,6 @@ from pathlib import Path
 from bench import loadgen, run, scenarios
 from tests.support import servers
 
-
 SUFFIX = {"flamegraph": "svg", "raw": "txt", "speedscope": "json"}
 
 

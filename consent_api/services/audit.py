@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO
 
-
 from consent_api.domain.clock import format_ts
 from consent_api.domain.ledger import export_line
 from consent_api.domain.model import EVENT_FIELDS, PURPOSE_KEY, SUBJECT_ID

@@ -360,7 +360,7 @@ class Store(abc.ABC):
         subject_id the subject's record is (re)built from the chain; None leaves an erased
         chain without a record. Returns how many events were written."""
 
-    def finish_import(self) -> None:
+    def finish_import(self) -> None:  # noqa: B027 - a hook: an adapter whose layout needs nothing keeps it
         """After import_chain has copied whole chains (migrate-store): lay the events out for
         reading in time order, where the adapter's layout depends on the order of writing."""
 

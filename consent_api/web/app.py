@@ -81,11 +81,12 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, store: Stor
 
     wsgi: Any = app.wsgi_app
     fast_paths = limiter is None or isinstance(limiter, ratelimit.ProcessWindows)  # else flask-limiter counts
+    windows = limiter if isinstance(limiter, ratelimit.ProcessWindows) else None
     if fast_paths:
-        wsgi = FastWrites(wsgi, app.extensions, app.url_map, limiter, app.json, settings.max_body_bytes)
+        wsgi = FastWrites(wsgi, app.extensions, app.url_map, windows, app.json, settings.max_body_bytes)
     wsgi = RequestLimits(wsgi, settings.max_body_bytes)
     if fast_paths:
-        fast = wsgi = FastReads(wsgi, app.extensions, app.url_map, limiter)
+        fast = wsgi = FastReads(wsgi, app.extensions, app.url_map, windows)
         if settings.database_url.startswith("sqlite:"):
             # A fast read on a local file never waits on the network: the RSGI front of `serve`
             # runs it on the event loop instead of handing it to a thread (web/rsgi.py).

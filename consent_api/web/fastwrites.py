@@ -24,6 +24,7 @@ sits inside RequestLimits (web/app.py), so the URI and body limits have been app
 
 from __future__ import annotations
 
+import contextlib
 import io
 import time
 from collections.abc import Callable, Iterable
@@ -151,10 +152,8 @@ class FastWrites:
             return who, answered[0], answered[1].encode("utf-8"), []
         except Exception as exc:  # every error is Flask's to render (and to log, when unexpected)
             if claim is not None and who is not None and who.tenant_id is not None:
-                try:
+                with contextlib.suppress(ConsentApiError):
                     idempotency.abandon(d, who.tenant_id, claim.scope, claim.key)
-                except ConsentApiError:
-                    pass
             handover.error = exc
             return None
 

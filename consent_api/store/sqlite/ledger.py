@@ -187,7 +187,8 @@ class Ledger(Database):
         """(doc as UTF-8 bytes, subject_id) in export order, EXPORT_BATCH rows at a time. Each
         row carries its subject_id (cleared at an erasure), so no row is joined to subjects."""
         where, args = self._export_where(tenant_id, flt)
-        sql = f"SELECT CAST(e.doc AS BLOB), e.subject_id FROM events e WHERE {where} ORDER BY e.recorded_at, e.seq, e.event_id"
+        sql = (f"SELECT CAST(e.doc AS BLOB), e.subject_id FROM events e WHERE {where}"
+               " ORDER BY e.recorded_at, e.seq, e.event_id")
         # A private connection, so a slow consumer holds no lock that writers need.
         conn = self._connect() if not self._memory else None
         try:
