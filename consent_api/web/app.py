@@ -83,7 +83,7 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, store: Stor
     fast_paths = limiter is None or isinstance(limiter, ratelimit.ProcessWindows)  # else flask-limiter counts
     windows = limiter if isinstance(limiter, ratelimit.ProcessWindows) else None
     if fast_paths:
-        wsgi = FastWrites(wsgi, app.extensions, app.url_map, windows, app.json, settings.max_body_bytes)
+        writes = wsgi = FastWrites(wsgi, app.extensions, app.url_map, windows, app.json, settings.max_body_bytes)
     wsgi = RequestLimits(wsgi, settings.max_body_bytes)
     if fast_paths:
         fast = wsgi = FastReads(wsgi, app.extensions, app.url_map, windows)
@@ -91,6 +91,8 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, store: Stor
             # A fast read on a local file never waits on the network: the RSGI front of `serve`
             # runs it on the event loop instead of handing it to a thread (web/rsgi.py).
             app.extensions[rsgi.INLINE] = fast.is_fast_read
+            # A fast write waits only for the group commit, without blocking the loop meanwhile.
+            app.extensions[rsgi.ON_LOOP] = writes.is_fast_write
     app.wsgi_app = DefaultHeaders(wsgi, {**SECURITY_HEADERS, "Cache-Control": "no-store"})  # type: ignore[method-assign]
     return app
 

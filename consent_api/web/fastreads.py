@@ -53,7 +53,7 @@ BROWSER_HEADERS = [*HEADERS, ("Vary", "Origin")]
 class Route(NamedTuple):
     pattern: re.Pattern[str]
     rule: str  # the Flask rule it stands for, as metrics and the access log name it
-    answer: Answer
+    answer: Any  # an Answer here; web/fastwrites.py's routes carry a subjects.FastWrite
     headers: list[tuple[str, str]]
 
 

@@ -42,7 +42,7 @@ from consent_api.services.deps import Deps
 from consent_api.web import metrics, requestlog
 from consent_api.web.auth import HANDOVER, Handover, parse_bearer
 from consent_api.web.context import valid_idempotency_key
-from consent_api.web.fastreads import routes
+from consent_api.web.fastreads import Route, routes
 from consent_api.web.ratelimit import RATE_COUNTED, ProcessWindows
 from consent_api.web.schemas.fast import decisions_in
 from consent_api.web.subjects import FAST_WRITES
@@ -62,19 +62,30 @@ class FastWrites:
         self.max_body_bytes = max_body_bytes
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        found = self._route(environ)
+        if found is None:
+            return self.flask_wsgi(environ, start_response)
+        route, path, subject_id = found
+        return self._serve(environ, start_response, route, path, subject_id)
+
+    def is_fast_write(self, environ: dict[str, Any]) -> bool:
+        """Whether this layer would take the request up: the RSGI front runs it on the event loop."""
+        return self._route(environ) is not None and _json(environ)
+
+    def _route(self, environ: dict[str, Any]) -> tuple[Route, str, str] | None:
         if (environ.get("REQUEST_METHOD") != "POST" or environ.get("QUERY_STRING")
                 or "HTTP_ORIGIN" in environ or "HTTP_TRANSFER_ENCODING" in environ):
-            return self.flask_wsgi(environ, start_response)
+            return None
         path = environ.get("PATH_INFO", "")
         if not path.startswith(self.prefixes) or not path.isascii():
-            return self.flask_wsgi(environ, start_response)
+            return None
         for route in self.routes:
             match = route.pattern.match(path)
             if match is not None:
-                return self._serve(environ, start_response, route, path, match.group("subject_id"))
-        return self.flask_wsgi(environ, start_response)
+                return route, path, match.group("subject_id")
+        return None
 
-    def _serve(self, environ: dict[str, Any], start_response: Callable, route: Any, path: str,
+    def _serve(self, environ: dict[str, Any], start_response: Callable, route: Route, path: str,
                subject_id: str) -> Iterable[bytes]:
         started = time.perf_counter()
         body = self._body(environ)
@@ -96,17 +107,16 @@ class FastWrites:
 
     def _body(self, environ: dict[str, Any]) -> bytes | None:
         """The request body when it is declared JSON of a length within the limit; else None."""
-        mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             return None
-        if mimetype != "application/json" or not 0 < length <= self.max_body_bytes:
+        if not _json(environ) or not 0 < length <= self.max_body_bytes:
             return None
         body = environ["wsgi.input"].read(length)
         return body if len(body) == length else None
 
-    def _answer(self, environ: dict[str, Any], route: Any, path: str, subject_id: str,
+    def _answer(self, environ: dict[str, Any], route: Route, path: str, subject_id: str,
                 body: bytes) -> tuple[access.Principal, int, bytes, list[tuple[str, str]]] | None:
         """(caller, status, body, extra headers), or None for Flask to answer, told in a Handover
         what was learnt here."""
@@ -156,6 +166,10 @@ class FastWrites:
                     idempotency.abandon(d, who.tenant_id, claim.scope, claim.key)
             handover.error = exc
             return None
+
+
+def _json(environ: dict[str, Any]) -> bool:
+    return environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() == "application/json"
 
 
 def _subject_ref(result: Any) -> str | None:

@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from consent_api.suspend import Waitable
+
 MAX_BATCH = 256  # bounds one transaction's size and its callers' wait
 # How long the writer, holding the lock with a batch ready, waits for writes whose requests have
 # announced themselves and are still being prepared: a fraction of an fsync, for a larger batch.
@@ -98,12 +100,14 @@ class WriteLock:
                 self._fd = None
 
 
-class _Job:
-    __slots__ = ("payload", "done", "outcome")
+class _Job(Waitable):
+    """A queued write; its caller waits for it (on the event loop, letting other requests run)."""
+
+    __slots__ = ("payload", "outcome")
 
     def __init__(self, payload: Any):
+        super().__init__()
         self.payload = payload
-        self.done = threading.Event()
         self.outcome: Any = None
 
 
@@ -173,7 +177,7 @@ class GroupCommit:
             if announced:
                 self._announced -= 1
             self._cond.notify()
-        job.done.wait()
+        job.wait()
         if isinstance(job.outcome, Failed):
             raise job.outcome.error
         return job.outcome
@@ -215,7 +219,7 @@ class GroupCommit:
                 conn = self._recover(conn)
                 for job, outcome in zip(jobs, outcomes, strict=True):  # nothing committed: answer at once
                     job.outcome = outcome
-                    job.done.set()
+                    job.finish()
                 jobs = []
             if jobs:
                 with self._synced:
@@ -245,7 +249,7 @@ class GroupCommit:
                 committed = [(job, error) for job, _ in committed]
             for job, outcome in committed:
                 job.outcome = outcome
-                job.done.set()
+                job.finish()
 
     def _take(self) -> tuple[list[_Job], bool]:
         """The queued jobs (after a short wait for announced ones), and whether to stop after them."""
