@@ -316,11 +316,12 @@ def targets(result: dict) -> list[dict]:
     big = [t for t in tiers if t["subjects"] >= EXPORT_AT and "events_per_s" in t.get("export", {})]
     if big:
         ex = big[-1]["export"]
+        # The process's own memory: RSS also counts the database pages SQLite maps, page cache.
         add(f"export >= {EXPORT_EVENTS_PER_S // 1000}k events/s at {EXPORT_AT // 1_000_000}M, "
-            f"growth < {EXPORT_GROWTH_MIB} MiB",
-            f"{ex['events_per_s']:,}/s over {ex['events']:,} events, growth {ex['rss_growth_mib']} MiB "
-            f"({big[-1]['label']})",
-            ex["events_per_s"] >= EXPORT_EVENTS_PER_S and ex["rss_growth_mib"] < EXPORT_GROWTH_MIB)
+            f"anonymous memory growth < {EXPORT_GROWTH_MIB} MiB",
+            f"{ex['events_per_s']:,}/s over {ex['events']:,} events, growth {ex['anon_growth_mib']} MiB "
+            f"(RSS {ex['rss_growth_mib']} MiB with the mapped file) ({big[-1]['label']})",
+            ex["events_per_s"] >= EXPORT_EVENTS_PER_S and ex["anon_growth_mib"] < EXPORT_GROWTH_MIB)
     else:
         add(f"export >= {EXPORT_EVENTS_PER_S // 1000}k events/s at {EXPORT_AT // 1_000_000}M", "no 1M tier", None)
     pss = []
@@ -333,10 +334,10 @@ def targets(result: dict) -> list[dict]:
                 f"writes {write.get('rps', 0):,.0f}/s (p99 {write.get('p99_ms', 0):.1f} ms)",
                 bool(check.get("count")) and bool(write.get("count")) and row["errors"] == 0
                 and check["p99_ms"] < MIXED_CHECK_P99_MS)
-            pss.append((row["pss_mib"], tier["label"]))
-    if pss:
-        peak, where = max(pss)
-        add(f"whole-server PSS under the mixed load <= {PSS_MIB} MiB", f"{peak} MiB ({where})", peak <= PSS_MIB)
+            add(f"whole-server PSS under the mixed load <= {PSS_MIB} MiB ({tier['label']})",
+                f"{row['pss_mib']} MiB, {row['pss_anon_mib']} MiB of it anonymous, the rest mapped database pages",
+                row["pss_mib"] <= PSS_MIB)
+            pss.append(row["pss_mib"])
     peer = result.get("peer")
     if peer:
         reads = max(peer["rows"]["read_by_id"]["rps"], peer["rows"]["read_by_email"]["rps"])
@@ -351,9 +352,9 @@ def targets(result: dict) -> list[dict]:
             add(f"reads >= {PEER_READS}x Fides's (its faster read)", f"{ratio:.1f}x ({min(ours_r):,.0f} vs "
                 f"{reads:,.0f}/s)", ratio >= PEER_READS)
         if pss:
-            ratio = max(pss)[0] / peer["pss_mib"]
-            add("memory <= 1/5 of Fides with PostgreSQL and Redis", f"{ratio:.2f} ({max(pss)[0]} vs "
-                f"{peer['pss_mib']} MiB PSS)", ratio <= PEER_MEMORY)
+            ratio = max(pss) / peer["pss_mib"]
+            add("memory <= 1/5 of Fides with PostgreSQL and Redis", f"{ratio:.2f} ({max(pss)} vs "
+                f"{peer['pss_mib']} MiB PSS, our largest population)", ratio <= PEER_MEMORY)
     return out
 
 
