@@ -11,6 +11,25 @@ import pytest
 from consent_api.suspend import Waitable, start
 
 
+def run(coroutine):
+    """asyncio.run on a thread of its own: another test's loop (Playwright's) may be running in
+    this one."""
+    outcome: dict = {}
+
+    def main() -> None:
+        try:
+            outcome["value"] = asyncio.run(coroutine)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=main)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 def finish_later(job: Waitable, release: threading.Event) -> threading.Thread:
     """Another thread finishes job once release is set."""
     thread = threading.Thread(target=lambda: (release.wait(10), job.finish()), daemon=True)
@@ -47,7 +66,7 @@ def test_waiting_code_hands_the_loop_back_and_resumes_with_its_result():
         await asyncio.get_running_loop().run_in_executor(None, release.set)
         return list(await asyncio.gather(first, second))
 
-    assert asyncio.run(main()) == ["A", "B"]
+    assert run(main()) == ["A", "B"]
     assert sorted(order[2:]) == ["a resumes", "b resumes"]
 
 
@@ -58,7 +77,7 @@ def test_a_job_finished_before_the_wait_does_not_suspend():
     async def main() -> int:
         return await start(lambda: (job.wait(), 7)[1])
 
-    assert asyncio.run(main()) == 7
+    assert run(main()) == 7
 
 
 def test_the_code_runs_on_the_loops_thread_and_its_error_is_the_futures():
@@ -79,4 +98,4 @@ def test_the_code_runs_on_the_loops_thread_and_its_error_is_the_futures():
             await future
         assert threads == [threading.get_ident()] * 2
 
-    asyncio.run(main())
+    run(main())
