@@ -335,7 +335,8 @@ def targets(result: dict) -> list[dict]:
                 bool(check.get("count")) and bool(write.get("count")) and row["errors"] == 0
                 and check["p99_ms"] < MIXED_CHECK_P99_MS)
             add(f"whole-server PSS under the mixed load <= {PSS_MIB} MiB ({tier['label']})",
-                f"{row['pss_mib']} MiB, {row['pss_anon_mib']} MiB of it anonymous, the rest mapped database pages",
+                f"{row['pss_mib']} MiB, {row['pss_anon_mib']} MiB of it anonymous, the rest mapped files "
+                "(the database, the libraries)",
                 row["pss_mib"] <= PSS_MIB)
             pss.append(row["pss_mib"])
     peer = result.get("peer")
