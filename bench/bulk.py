@@ -29,7 +29,7 @@ def rows(tenant_id: str, ledgers: Iterable[tuple[SubjectRecord, list[dict[str, A
         subjects.append(subject_row(tenant_id, record))
         grants.extend((tenant_id, key, record.subject_id)
                       for key, on in granted(record, record.purposes).items() if on)
-        events.extend(event_row(tenant_id, e) for e in evs)
+        events.extend(event_row(tenant_id, record.subject_id, e) for e in evs)
         daily.chain_tally(evs, validity or {}, counts)
     events.sort(key=lambda row: (row[3], row[2], row[4]))  # time order, as the export reads them
     return events, subjects, grants, daily_rows.rows_of(tenant_id, counts)

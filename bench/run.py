@@ -21,13 +21,13 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import loadgen, scenarios, seed
+from bench import loadgen, peer_fides, scenarios, seed
 from tests.support import servers
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-SEED_VERSION = 3  # bump when bench/seed.py or the schema changes what a seeded file holds
-ORDER = ("check", "state", "history", "audience", "bulk_check", "write")
+SEED_VERSION = 5  # bump when bench/seed.py or the schema changes what a seeded file holds
+ORDER = ("check", "state", "history", "audience", "bulk_check", "write", "mixed")
 PAIRED = ("check", "state")  # the rows with a ratio target: measured in alternation with bare Flask
 
 
@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed-cache", default=str(RESULTS / "seed-cache"),
                    help="keep seeded databases here and copy them on later runs ('' to disable)")
     p.add_argument("--out", default=str(RESULTS), help="directory for the JSON result")
+    p.add_argument("--peer", choices=("fides",), default=None,
+                   help="also measure Ethyca Fides (installed by the peer's setup.sh) and print our rates "
+                        "and memory as multiples of its own")
+    p.add_argument("--peer-scripts", default=None,
+                   help="the peer's scripts (env.sh, setup.sh, stop.sh, bench.lua); default ../shared/peers/fides")
     return p
 
 
@@ -91,8 +96,18 @@ def main(argv: list[str] | None = None) -> int:
             result["tiers"].append(run_tier(args, n, wanted, workdir, bare, bare_req))
     finally:
         bare.stop()
+    if args.peer == "fides":
+        scripts = Path(args.peer_scripts) if args.peer_scripts else peer_fides.default_scripts()
+        if scripts is None:
+            raise SystemExit("--peer fides: the peer's scripts are not in ../shared/peers/fides; give --peer-scripts")
+        peer = peer_fides.open_peer(scripts)
+        try:
+            result["peer"] = {"name": "fides", **peer_fides.measure(peer, args)}
+        finally:
+            peer_fides.close_peer(peer)
     result["seconds"] = round(time.time() - started, 1)
     result["load_after"] = os.getloadavg()[0]
+    result["targets"] = targets(result)
     print_table(result)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -105,11 +120,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def measure(server_url: str, req_file: Path, args, connections: int | None = None,
-            token: str | None = None) -> loadgen.Load:
+            token: str | None = None, script: Path = loadgen.SCRIPT) -> loadgen.Load:
     c = connections or args.connections
     if args.warmup:
-        loadgen.run(server_url, req_file, seconds=args.warmup, connections=c, token=token)
-    return loadgen.run(server_url, req_file, seconds=args.duration, connections=c, token=token)
+        loadgen.run(server_url, req_file, seconds=args.warmup, connections=c, token=token, script=script)
+    return loadgen.run(server_url, req_file, seconds=args.duration, connections=c, token=token, script=script)
 
 
 def measure_paired(url: str, req: Path, bare_url: str, bare_req: Path, args, token: str,
@@ -158,12 +173,15 @@ def run_tier(args, n: int, wanted: list[str], workdir: Path, bare: servers.Serve
                 continue
             sc = scenarios.SCENARIOS[name]
             req = loadgen.write_requests(workdir / f"{name}-{label(n)}.req", sc.build(pop, rng))
+            memory = {}
             if name in PAIRED:
                 load, paired[name] = measure_paired(app.url, req, bare.url, bare_req, args, pop.admin_key, bares)
             else:
-                load = measure(app.url, req, args, sc.connections, pop.admin_key)
+                with scenarios.peak_pss(app.pids) as memory:  # the whole server: main process and workers
+                    load = measure(app.url, req, args, sc.connections, pop.admin_key, sc.script)
             tier["rows"][name] = {"label": sc.label, "connections": sc.connections or args.connections,
-                                  **load.to_dict()}
+                                  **load.to_dict(), "pss_mib": memory.get("peak_mib"),
+                                  "pss_anon_mib": memory.get("anon_mib")}
             _log(n, sc.label, load)
         if not bares:
             bares.append(measure(bare.url, bare_req, args))
@@ -207,6 +225,9 @@ def _seeded(args, n: int, db: Path) -> tuple[seed.Population, str]:
 def _log(n: int, what: str, load: loadgen.Load) -> None:
     print(f"[{label(n)}] {what}: {load.rps:,.0f} req/s, p50 {load.p50_ms:.2f} ms, "
           f"p99 {load.p99_ms:.2f} ms, errors {load.errors}", file=sys.stderr)
+    for method, m in (load.by_method or {}).items():
+        print(f"[{label(n)}]   {method}: {m['rps']:,.0f} req/s, p50 {m['p50_ms']:.2f} ms, "
+              f"p99 {m['p99_ms']:.2f} ms, non-2xx {m['non2xx']}", file=sys.stderr)
 
 
 def _git_rev() -> str | None:
@@ -235,6 +256,14 @@ def print_table(result: dict) -> None:
         for row in tier["rows"].values():
             print(f"{lab:>8}  {row['label']:<27} {row['connections']:>5} {row['rps']:>8,.0f} "
                   f"{row['ratio']:>6.2f} {row['p50_ms']:>7.2f} {row['p99_ms']:>7.2f} {row['errors']:>6}")
+            for method, what in (("GET", "of which checks"), ("POST", "of which writes")):
+                m = (row.get("by_method") or {}).get(method)
+                if m:
+                    print(f"{lab:>8}    {what:<25} {'':>5} {m['rps']:>8,.0f} {m['rps'] / tier['bare_rps']:>6.2f} "
+                          f"{m['p50_ms']:>7.2f} {m['p99_ms']:>7.2f} {m['non2xx']:>6}")
+            if row.get("by_method") and row.get("pss_mib"):
+                print(f"{lab:>8}    {'whole-server PSS':<25} {row['pss_mib']:>14} MiB (peak, all processes; "
+                      f"{row['pss_anon_mib']} MiB of it anonymous, the rest mapped files)")
         ex = tier.get("export", {})
         if "skipped" in ex:
             print(f"{lab:>8}  {'audit export':<27} skipped: {ex['skipped']}")
@@ -245,6 +274,96 @@ def print_table(result: dict) -> None:
     flat = _flatness(result["tiers"])
     if flat:
         print("\nlargest vs smallest population: " + "; ".join(flat))
+    print("\nnoise: bare Flask's own spread: " + "; ".join(f"{t['label']} {_noise(t)}" for t in result["tiers"])
+          + f"; load average {result['load_before']:.1f} at start, {result['load_after']:.1f} at the end")
+    peer = result.get("peer")
+    if peer:
+        print(f"\nFides {peer['version']} (PostgreSQL, Redis), same wrk and connections, "
+              f"{peer['processes']} processes, peak PSS {peer['pss_mib']} MiB")
+        for row in peer["rows"].values():
+            print(f"{'':>8}  {row['label']:<38} {row['connections']:>5} {row['rps']:>8,.0f} req/s "
+                  f"p50 {row['p50_ms']:.1f} ms p99 {row['p99_ms']:.1f} ms errors {row['errors']}")
+    if result.get("targets"):
+        print("\ntargets")
+        for t in result["targets"]:
+            print(f"  {t['verdict']:<12} {t['target']}: {t['measured']}")
+
+
+# Performance targets: (write rate, its p99), export rate and memory growth at 1M events, check
+# p99 under the mixed load, whole-server PSS, and multiples of the peer's rates and memory.
+WRITE_RPS, WRITE_P99_MS = 1_500, 25
+EXPORT_EVENTS_PER_S, EXPORT_GROWTH_MIB, EXPORT_AT = 150_000, 64, 1_000_000
+MIXED_CHECK_P99_MS = 10
+PSS_MIB = 100
+PEER_WRITES, PEER_READS, PEER_MEMORY = 10, 30, 1 / 5
+
+
+def targets(result: dict) -> list[dict]:
+    """Each target with the figure this run measured and PASS or MISS (or "not measured")."""
+    out: list[dict] = []
+
+    def add(what: str, figure: str, ok: bool | None) -> None:
+        out.append({"target": what, "measured": figure,
+                    "verdict": "not measured" if ok is None else "PASS" if ok else "MISS"})
+
+    tiers = result["tiers"]
+    for tier in tiers:
+        row = tier["rows"].get("write")
+        if row:
+            add(f"durable writes >= {WRITE_RPS:,}/s, p99 < {WRITE_P99_MS} ms ({tier['label']})",
+                f"{row['rps']:,.0f}/s, p99 {row['p99_ms']:.1f} ms",
+                row["rps"] >= WRITE_RPS and row["p99_ms"] < WRITE_P99_MS and row["errors"] == 0)
+    big = [t for t in tiers if t["subjects"] >= EXPORT_AT and "events_per_s" in t.get("export", {})]
+    if big:
+        ex = big[-1]["export"]
+        # The process's own memory: RSS also counts the database pages SQLite maps, page cache.
+        add(f"export >= {EXPORT_EVENTS_PER_S // 1000}k events/s at {EXPORT_AT // 1_000_000}M, "
+            f"anonymous memory growth < {EXPORT_GROWTH_MIB} MiB",
+            f"{ex['events_per_s']:,}/s over {ex['events']:,} events, growth {ex['anon_growth_mib']} MiB "
+            f"(RSS {ex['rss_growth_mib']} MiB with the mapped file) ({big[-1]['label']})",
+            ex["events_per_s"] >= EXPORT_EVENTS_PER_S and ex["anon_growth_mib"] < EXPORT_GROWTH_MIB)
+    else:
+        add(f"export >= {EXPORT_EVENTS_PER_S // 1000}k events/s at {EXPORT_AT // 1_000_000}M", "no 1M tier", None)
+    pss = []
+    for tier in tiers:
+        row = tier["rows"].get("mixed")
+        if row and row.get("by_method"):
+            check, write = row["by_method"].get("GET", {}), row["by_method"].get("POST", {})
+            add(f"mixed load: check p99 < {MIXED_CHECK_P99_MS} ms while writes flow ({tier['label']})",
+                f"check p99 {check.get('p99_ms', 0):.1f} ms at {check.get('rps', 0):,.0f}/s, "
+                f"writes {write.get('rps', 0):,.0f}/s (p99 {write.get('p99_ms', 0):.1f} ms)",
+                bool(check.get("count")) and bool(write.get("count")) and row["errors"] == 0
+                and check["p99_ms"] < MIXED_CHECK_P99_MS)
+            add(f"whole-server PSS under the mixed load <= {PSS_MIB} MiB ({tier['label']})",
+                f"{row['pss_mib']} MiB, {row['pss_anon_mib']} MiB of it anonymous, the rest mapped files "
+                "(the database, the libraries)",
+                row["pss_mib"] <= PSS_MIB)
+            pss.append(row["pss_mib"])
+    peer = result.get("peer")
+    if peer:
+        reads = max(peer["rows"]["read_by_id"]["rps"], peer["rows"]["read_by_email"]["rps"])
+        ours_w = [t["rows"]["write"]["rps"] for t in tiers if "write" in t["rows"]]
+        ours_r = [t["rows"]["check"]["rps"] for t in tiers if "check" in t["rows"]]
+        if ours_w:
+            ratio = min(ours_w) / peer["rows"]["write"]["rps"]
+            add(f"writes >= {PEER_WRITES}x Fides's", f"{ratio:.1f}x ({min(ours_w):,.0f} vs "
+                f"{peer['rows']['write']['rps']:,.0f}/s)", ratio >= PEER_WRITES)
+        if ours_r:
+            ratio = min(ours_r) / reads
+            add(f"reads >= {PEER_READS}x Fides's (its faster read)", f"{ratio:.1f}x ({min(ours_r):,.0f} vs "
+                f"{reads:,.0f}/s)", ratio >= PEER_READS)
+        if pss:
+            ratio = max(pss) / peer["pss_mib"]
+            add("memory <= 1/5 of Fides with PostgreSQL and Redis", f"{ratio:.2f} ({max(pss)} vs "
+                f"{peer['pss_mib']} MiB PSS, our largest population)", ratio <= PEER_MEMORY)
+    return out
+
+
+def _noise(tier: dict) -> str:
+    """Bare Flask's own spread in this tier: how far its slices lie from their mean."""
+    rates = [b["rps"] for b in tier["bare"]]
+    mean = sum(rates) / len(rates)
+    return f"{min(rates):,.0f}-{max(rates):,.0f} req/s over {len(rates)} runs ({(max(rates) - min(rates)) / mean:.0%} of the mean)"
 
 
 def _mean(rows: list[dict], key: str) -> float:

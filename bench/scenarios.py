@@ -3,15 +3,18 @@ seeded population, and the streamed audit export."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
+from bench.loadgen import MIXED, SCRIPT
 from bench.seed import POLICY, PURPOSES, Population, subject_id
 from consent_api.services.pages import encode_cursor
 
@@ -25,6 +28,7 @@ class Scenario:
     label: str
     build: Callable[[Population, random.Random], list[Request]]
     connections: int | None = None  # None: the run's --connections
+    script: Path = SCRIPT  # the wrk script; MIXED times checks (GET) and writes (POST) apart
 
 
 def _subjects(pop: Population, rng: random.Random, n: int) -> list[str]:
@@ -39,14 +43,26 @@ def state(pop, rng):
     return [("GET", f"/v1/subjects/{s}/consents", "") for s in _subjects(pop, rng, 20_000)]
 
 
+def _decision(rng: random.Random) -> str:
+    return json.dumps({
+        "decisions": [{"purpose": rng.choice(KEYS), "granted": rng.random() < 0.6}],
+        "policy_version": POLICY, "locale": "zh-CN",
+        "source": {"channel": rng.choice(("ios", "android")), "collection_point": "settings"},
+    }, separators=(",", ":"))
+
+
 def write(pop, rng):
-    def body() -> str:
-        return json.dumps({
-            "decisions": [{"purpose": rng.choice(KEYS), "granted": rng.random() < 0.6}],
-            "policy_version": POLICY, "locale": "zh-CN",
-            "source": {"channel": rng.choice(("ios", "android")), "collection_point": "settings"},
-        }, separators=(",", ":"))
-    return [("POST", f"/v1/subjects/{s}/consents", body()) for s in _subjects(pop, rng, 20_000)]
+    return [("POST", f"/v1/subjects/{s}/consents", _decision(rng)) for s in _subjects(pop, rng, 20_000)]
+
+
+MIXED_WRITE_SHARE = 0.1
+
+
+def mixed(pop, rng):
+    """Single-purpose checks with decision writes among them, one in ten, in random order."""
+    return [("POST", f"/v1/subjects/{s}/consents", _decision(rng)) if rng.random() < MIXED_WRITE_SHARE
+            else ("GET", f"/v1/subjects/{s}/consents/{rng.choice(KEYS)}", "")
+            for s in _subjects(pop, rng, 20_000)]
 
 
 def history(pop, rng):
@@ -73,7 +89,49 @@ SCENARIOS = {s.name: s for s in (
     Scenario("audience", "audience page (100 ids)", audience),
     Scenario("bulk_check", "bulk check, 1,000 ids", bulk_check, connections=1),
     Scenario("write", "decision write (durable)", write),
+    Scenario("mixed", "mixed: 90% check, 10% write", mixed, script=MIXED),
 )}
+
+
+def pss_kib(pids: Iterable[int]) -> tuple[int, int]:
+    """The summed PSS of these processes, and the anonymous part of it (/proc/PID/smaps_rollup):
+    shared pages are split among the processes that map them, so the sum is what the group as a
+    whole occupies. The rest is file pages, mostly the database mapped by SQLite (page cache)."""
+    total = anon = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as fh:
+                fields = dict(line.split(":", 1) for line in fh if line[:4] in ("Pss:", "Pss_"))
+        except OSError:  # gone meanwhile
+            continue
+        total += int(fields.get("Pss", "0 kB").split()[0])
+        anon += int(fields.get("Pss_Anon", "0 kB").split()[0])
+    return total, anon
+
+
+@contextlib.contextmanager
+def peak_pss(pids: Callable[[], Iterable[int]], every_s: float = 0.5) -> Iterator[dict[str, float]]:
+    """Samples the summed PSS of pids() every every_s seconds while the block runs; the dict it
+    yields holds, once the block is over, the peak in MiB ("peak_mib") and the anonymous part of
+    that sample ("anon_mib")."""
+    found = {"peak_mib": 0.0, "anon_mib": 0.0}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while True:
+            total, anon = pss_kib(pids())
+            if total / 1024 > found["peak_mib"]:
+                found.update(peak_mib=round(total / 1024, 1), anon_mib=round(anon / 1024, 1))
+            if stop.wait(every_s):
+                return
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield found
+    finally:
+        stop.set()
+        sampler.join()
 
 
 @dataclass(frozen=True)

@@ -235,3 +235,27 @@ def test_migrate_prints_every_index_it_ensures(monkeypatch, capsys, tmp_path):
     assert f"SQLite {tmp_path}/ops.db: schema version {SCHEMA_VERSION}" in capsys.readouterr().out
     assert main(["migrate", "--shard"]) == 2
     assert "applies to a MongoDB store" in capsys.readouterr().err
+
+
+def test_a_copy_into_sqlite_stores_the_events_in_recorded_order(history, source_url, tmp_path):
+    """Chains are copied one at a time; the SQLite target still ends up with its rows numbered in
+    export order, which the audit export walks front to back, and with every index it had."""
+    source = open_store(source_url)
+    target = open_store(f"sqlite:///{tmp_path}/target.db")
+    indexes = {row[0] for row in target._conn().execute(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'")}
+
+    copied = copy_store(source, target)
+
+    assert verify_copy(source, target).ok and copied.events > SUBJECTS * 2
+    conn = target._conn()
+    by_row = [row[0] for row in conn.execute("SELECT event_id FROM events ORDER BY id")]
+    in_time = [row[0] for row in conn.execute(
+        "SELECT event_id FROM events ORDER BY tenant_id, recorded_at, seq, event_id")]
+    by_chain = [row[0] for row in conn.execute("SELECT event_id FROM events ORDER BY tenant_id, subject_ref, seq")]
+    assert by_row == in_time != by_chain
+    assert {row[0] for row in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'")} == indexes
+    for tenant in source.iter_tenants():
+        assert list(source.iter_chains(tenant.id)) == list(target.iter_chains(tenant.id))
+    target.close()

@@ -16,6 +16,8 @@ import secrets
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
+
 from consent_api.domain.model import EVENT_FIELDS, SubjectRecord
 from consent_api.domain.requests import REQUEST_FIELDS
 
@@ -28,7 +30,33 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_asci
 
 def canonical_json(event: dict[str, Any]) -> bytes:
     body = {k: v for k, v in event.items() if k not in _NOT_HASHED}
+    if not _floats(body):
+        try:  # the same bytes as _CANONICAL (a property test holds them equal), several times faster
+            return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # what orjson refuses (an int beyond 64 bits) the stdlib writes
+            pass
     return _CANONICAL.encode(body).encode("utf-8")
+
+
+def _floats(value: Any) -> bool:
+    """Whether a float is anywhere in value: orjson writes some (1e-07) other than the stdlib
+    (1e-7). No event the service writes holds one; an imported event might."""
+    if type(value) is dict:
+        return any(type(v) in (dict, list, float) and _floats(v) for v in value.values())
+    if type(value) is list:
+        return any(type(v) in (dict, list, float) and _floats(v) for v in value)
+    return type(value) is float
+
+
+def export_line(event: dict[str, Any]) -> bytes:
+    """One line of the NDJSON export: the event (subject_id included), keys sorted, compact,
+    raw UTF-8, newline-terminated; without hash and subject_id it is canonical_json."""
+    if not _floats(event):
+        try:  # the same bytes as _CANONICAL (a property test holds them equal), ~8x faster
+            return orjson.dumps(event, option=orjson.OPT_SORT_KEYS) + b"\n"
+        except TypeError:  # what orjson refuses (an int beyond 64 bits) the stdlib writes
+            pass
+    return _CANONICAL.encode(event).encode("utf-8") + b"\n"
 
 
 def chain_hash(prev_hash: str, event: dict[str, Any]) -> str:

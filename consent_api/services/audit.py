@@ -28,9 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO
 
-import orjson
-
 from consent_api.domain.clock import format_ts
+from consent_api.domain.ledger import export_line
 from consent_api.domain.model import EVENT_FIELDS, PURPOSE_KEY, SUBJECT_ID
 from consent_api.domain.requests import REQUEST_FIELDS
 from consent_api.errors import Conflict, Invalid
@@ -79,12 +78,8 @@ class Export:
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def ndjson_line(event: dict[str, Any]) -> bytes:
-    """One export line: the event, keys sorted, compact, raw UTF-8, newline-terminated."""
-    try:  # the same bytes as _CANONICAL (a property test holds them equal), ~8x faster
-        return orjson.dumps(event, option=orjson.OPT_SORT_KEYS) + b"\n"
-    except TypeError:  # what orjson refuses (an int beyond 64 bits) the stdlib writes
-        return _CANONICAL.encode(event).encode("utf-8") + b"\n"
+# One export line: the event, keys sorted, compact, raw UTF-8, newline-terminated.
+ndjson_line = export_line
 
 
 def _cell(value: Any) -> str:
@@ -273,9 +268,9 @@ def _rows(deps: Deps, tenant_id: str, export_plan: ExportPlan, fmt: str,
         row = CsvRows()
         for event in events(deps, tenant_id, export_plan):
             yield row(event)
-    else:
-        for event in events(deps, tenant_id, export_plan):
-            yield ndjson_line(event)
+    elif export_plan.store_filter is not None:
+        for lines in deps.store.export_lines(tenant_id, export_plan.store_filter):
+            yield from lines
 
 
 @dataclass

@@ -6,8 +6,9 @@ keys and subject-token keys; the service's signing keys come last. The tenant's 
 are counted again from the chains read (services/stats.py) and replace the target's. Events are copied verbatim
 (sealed, hashes and all) through ``Store.import_chain``, which skips what the target already
 holds, so an interrupted run is resumed by running it again and a finished one re-runs as a
-no-op. Idempotency records are not copied: they expire within 24 h, and a migration runs while
-writes are stopped.
+no-op; ``Store.finish_import`` then lets a SQLite target store them in recorded order.
+Idempotency records are not copied: they expire within 24 h, and a migration runs while writes
+are stopped.
 
 ``verify_copy`` then compares, tenant by tenant, the catalog, the keys, every chain's head
 (subject_ref, subject_id, event count, last seq and hash) and every subject's record head.
@@ -82,6 +83,8 @@ def copy_store(source: Store, target: Store, progress: Progress | None = None) -
         copied.api_keys += _copy_api_keys(source, target, tenant.id)
         copied.subject_token_keys += _copy_subject_token_keys(source, target, tenant.id)
     copied.signing_keys += _copy_signing_keys(source, target)
+    if copied.events:
+        target.finish_import()  # chains were copied one by one: the target lays them out in time order
     return copied
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from consent_api.domain import appending
+from consent_api.domain import appending, ledger
 from consent_api.domain.appending import Plan, Reseal, Sealed, Stored
 from consent_api.domain.clock import format_ts
 from consent_api.domain.daily import Tally
@@ -283,6 +283,18 @@ class Store(Deliveries):
         """Events ordered by (recorded_at, seq, event_id) with subject_id filled in (None once
         erased); streamed, never materialised."""
 
+    def export_lines(self, tenant_id: str, flt: ExportFilter) -> Iterator[list[bytes]]:
+        """The same events as NDJSON export lines (ledger.export_line), a batch of lines at a
+        time; an adapter that stores the lines' bytes passes them through."""
+        batch: list[bytes] = []
+        for event in self.export_events(tenant_id, flt):
+            batch.append(ledger.export_line(event))
+            if len(batch) >= 1000:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
     def count_events(self, tenant_id: str, flt: ExportFilter) -> int | None:
         """How many events export_events would yield, when the adapter can tell cheaply; else None."""
         return None
@@ -350,6 +362,10 @@ class Store(Deliveries):
         the first new event must continue the head (seq and prev_hash), else Conflict. With a
         subject_id the subject's record is (re)built from the chain; None leaves an erased
         chain without a record. Returns how many events were written."""
+
+    def finish_import(self) -> None:  # noqa: B027 - a hook: an adapter whose layout needs nothing keeps it
+        """After import_chain has copied whole chains (migrate-store): lay the events out for
+        reading in time order, where the adapter's layout depends on the order of writing."""
 
     # --- idempotency ---------------------------------------------------------------------
     @abc.abstractmethod

@@ -34,6 +34,7 @@ from consent_api.web import (
     webhooks,
 )
 from consent_api.web.fastreads import FastReads
+from consent_api.web.fastwrites import FastWrites
 from consent_api.web.json_provider import OrjsonProvider
 
 log = logging.getLogger("consent_api")
@@ -79,13 +80,20 @@ def create_app(settings: Settings | dict[str, Any] | None = None, *, store: Stor
     requestlog.init_app(app)
     metrics.init_app(app)
 
-    wsgi: Any = RequestLimits(app.wsgi_app, settings.max_body_bytes)
-    if limiter is None or isinstance(limiter, ratelimit.ProcessWindows):  # else flask-limiter counts
-        fast = wsgi = FastReads(wsgi, app.extensions, app.url_map, limiter)
+    wsgi: Any = app.wsgi_app
+    fast_paths = limiter is None or isinstance(limiter, ratelimit.ProcessWindows)  # else flask-limiter counts
+    windows = limiter if isinstance(limiter, ratelimit.ProcessWindows) else None
+    if fast_paths:
+        writes = wsgi = FastWrites(wsgi, app.extensions, app.url_map, windows, app.json, settings.max_body_bytes)
+    wsgi = RequestLimits(wsgi, settings.max_body_bytes)
+    if fast_paths:
+        fast = wsgi = FastReads(wsgi, app.extensions, app.url_map, windows)
         if settings.database_url.startswith("sqlite:"):
             # A fast read on a local file never waits on the network: the RSGI front of `serve`
             # runs it on the event loop instead of handing it to a thread (web/rsgi.py).
             app.extensions[rsgi.INLINE] = fast.is_fast_read
+            # A fast write waits only for the group commit, without blocking the loop meanwhile.
+            app.extensions[rsgi.ON_LOOP] = writes.is_fast_write
     app.wsgi_app = DefaultHeaders(wsgi, {**SECURITY_HEADERS, "Cache-Control": "no-store"})  # type: ignore[method-assign]
     return app
 

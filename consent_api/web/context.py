@@ -56,9 +56,13 @@ def idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
-    if not 1 <= len(key) <= 255 or not all(" " <= c <= "~" for c in key):
+    if not valid_idempotency_key(key):
         raise Invalid.field("Idempotency-Key", "1 to 255 printable ASCII characters")
     return key
+
+
+def valid_idempotency_key(key: str) -> bool:
+    return 1 <= len(key) <= 255 and all(" " <= c <= "~" for c in key)
 
 
 def principal():

@@ -53,17 +53,17 @@ BROWSER_HEADERS = [*HEADERS, ("Vary", "Origin")]
 class Route(NamedTuple):
     pattern: re.Pattern[str]
     rule: str  # the Flask rule it stands for, as metrics and the access log name it
-    answer: Answer
+    answer: Any  # an Answer here; web/fastwrites.py's routes carry a subjects.FastWrite
     headers: list[tuple[str, str]]
 
 
-def routes(url_map: Map) -> list[Route]:
-    """A Route for every endpoint of FAST_READS in url_map.
+def routes(url_map: Map, answers: dict[str, Any] = FAST_READS) -> list[Route]:
+    """A Route for every endpoint of answers (FAST_READS, or web/fastwrites.py's) in url_map.
 
     A rule's ``<name>`` becomes a group matching what werkzeug's default converter matches: one
     path segment."""
     table = []
-    for endpoint, answer in FAST_READS.items():
+    for endpoint, answer in answers.items():
         headers = BROWSER_HEADERS if endpoint in SUBJECT_CORS_ENDPOINTS else HEADERS
         for rule in url_map.iter_rules(endpoint):
             pattern = re.sub(r"<(\w+)>", r"(?P<\1>[^/]+)", re.escape(rule.rule))

@@ -17,7 +17,7 @@ from flask import Response, current_app, g, request
 
 from consent_api.services import idempotency
 from consent_api.services.idempotency import Claim
-from consent_api.web.auth import caller
+from consent_api.web.auth import caller, handed_over_error
 from consent_api.web.context import deps, idempotency_key
 
 JSON = "application/json"
@@ -27,6 +27,7 @@ def idempotent(status: int, shape: Callable[[Any], Any]):
     def decorate(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
+            handed_over_error()  # what web/fastwrites.py met, before claiming anything again
             key = idempotency_key()
             who = caller() if key is not None else None
             if key is None or who is None or who.tenant_id is None:

@@ -20,14 +20,17 @@ class OrjsonProvider(DefaultJSONProvider):
     sort_keys = False
 
     def response(self, *args: Any, **kwargs: Any) -> BaseResponse:
-        pretty = (self.compact is None and self._app.debug) or self.compact is False
-        if pretty or self.ensure_ascii:
-            return super().response(*args, **kwargs)
         obj = self._prepare_response_obj(args, kwargs)
-        option = _OPTIONS | (orjson.OPT_SORT_KEYS if self.sort_keys else 0)
-        try:
-            body = orjson.dumps(obj, default=self.default, option=option)
-        except TypeError:  # orjson.JSONEncodeError: e.g. an int beyond 64 bits
-            return super().response(*args, **kwargs)
         response_class = cast(type[Response], self._app.response_class)  # Flask's, or the app's subclass
-        return response_class(body + b"\n", mimetype=self.mimetype)
+        return response_class(self.body(obj), mimetype=self.mimetype)
+
+    def body(self, obj: Any) -> bytes:
+        """The bytes response(obj) answers with (web/fastwrites.py sends them itself)."""
+        pretty = (self.compact is None and self._app.debug) or self.compact is False
+        if not pretty and not self.ensure_ascii:
+            option = _OPTIONS | (orjson.OPT_SORT_KEYS if self.sort_keys else 0)
+            try:
+                return orjson.dumps(obj, default=self.default, option=option) + b"\n"
+            except TypeError:  # orjson.JSONEncodeError: e.g. an int beyond 64 bits
+                pass
+        return cast(Response, super().response(obj)).get_data()

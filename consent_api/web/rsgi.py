@@ -20,7 +20,11 @@ Handing a request to a thread and its answer back costs more than a consent chec
 (a bare Flask app answered about half as many requests as under granian's WSGI interface).
 So the requests an app names as quick and never blocking (a Flask app's ``extensions[INLINE]``:
 the hot consent reads on a local SQLite file, web/fastreads.py) run on the event loop itself,
-as under an async server; they take no body, so no client can make them wait.
+as under an async server; they take no body, so no client can make them wait. The requests it
+names in ``extensions[ON_LOOP]`` (the decision write on a local SQLite file, web/fastwrites.py),
+which are quick but for a wait on another thread (the group commit), run on the event loop too,
+once their body is in, each in a greenlet that hands the loop back while it waits
+(consent_api/suspend.py).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib import import_module
 from typing import Any
 
+from consent_api import suspend
 from consent_api.errors import PayloadTooLarge
 from consent_api.web.metrics import UNMATCHED, count_request
 from consent_api.web.problems import PROBLEM_JSON, TYPE_BASE
@@ -44,6 +49,9 @@ log = logging.getLogger("consent_api")
 SERVE_ENV = "CONSENT_SERVE_WSGI"  # set by `consent-api serve` for its workers: target, threads
 MAX_URI_BYTES = 8192  # path and query; the longest this API's clients send is well under 1 KiB
 INLINE = "consent_api.inline"  # extensions key: (the request's environ) -> run on the event loop?
+# extensions key: (environ with its body) -> run on the event loop in a greenlet that waits for
+# other threads without blocking the loop (consent_api/suspend.py)?
+ON_LOOP = "consent_api.on_loop"
 STREAM_BATCH = 256 * 1024  # a streamed answer goes out in pieces of about this size
 NO_BODY = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "TRACE"})
 SECURITY_HEADERS = [("x-content-type-options", "nosniff"), ("cache-control", "no-store")]
@@ -64,8 +72,8 @@ class BodyRefused(Exception):
 
 
 async def receive_body(method: str, headers: Any, chunks: Any, max_bytes: int) -> bytes:
-    """The whole request body from an RSGI protocol (an async iterator of chunks); BodyRefused
-    when it is larger than max_bytes. The caller bounds the time it may take."""
+    """The whole request body from an RSGI protocol (awaited whole, or an async iterator of
+    chunks); BodyRefused when it is larger than max_bytes. The caller bounds the time it may take."""
     declared = headers.get("content-length")
     chunked = "transfer-encoding" in headers
     if declared is None and not chunked:
@@ -81,6 +89,9 @@ async def receive_body(method: str, headers: Any, chunks: Any, max_bytes: int) -
             raise too_large(max_bytes)
         if size == 0:
             return b""
+        # Framed by its declared length, within the limit: taken whole, in one call (iterating
+        # chunk by chunk cost a decision write ~5% of its CPU); the caller's deadline bounds it.
+        return bytes(await chunks())
     body = bytearray()
     async for chunk in chunks:
         body += chunk
@@ -172,12 +183,14 @@ class BufferedWSGI:
     """An RSGI application running a WSGI app on a thread pool once its request body is in."""
 
     def __init__(self, wsgi_app: Callable, *, threads: int, max_body_bytes: int, body_timeout_s: float,
-                 inline: Callable[[dict[str, Any]], bool] | None = None):
+                 inline: Callable[[dict[str, Any]], bool] | None = None,
+                 on_loop: Callable[[dict[str, Any]], bool] | None = None):
         self.wsgi_app = wsgi_app
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="wsgi")
         self.max_body_bytes = max_body_bytes
         self.body_timeout_s = body_timeout_s
         self.inline = inline
+        self.on_loop = on_loop
 
     def __rsgi_del__(self, loop: Any) -> None:
         self.pool.shutdown(wait=True)
@@ -203,6 +216,8 @@ class BufferedWSGI:
         try:
             if not body and self.inline is not None and self.inline(environ):
                 answer = self._run(environ)
+            elif self.on_loop is not None and self.on_loop(environ):
+                answer = await suspend.start(self._run, environ)
             else:
                 answer = await loop.run_in_executor(self.pool, self._run, environ)
         except Exception:  # the app failed outside its own error handling
@@ -273,6 +288,7 @@ def load() -> BufferedWSGI:
     module, _, attribute = spec["target"].partition(":")
     settings = Settings.from_env()
     app = getattr(import_module(module), attribute)
-    inline = getattr(app, "extensions", {}).get(INLINE)
+    extensions = getattr(app, "extensions", {})
     return BufferedWSGI(app, threads=spec["threads"], max_body_bytes=settings.max_body_bytes,
-                        body_timeout_s=settings.body_timeout_s, inline=inline)
+                        body_timeout_s=settings.body_timeout_s, inline=extensions.get(INLINE),
+                        on_loop=extensions.get(ON_LOOP))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from flask import Blueprint
 
@@ -13,6 +13,7 @@ from consent_api.domain.model import Scope
 from consent_api.services import consents, links
 from consent_api.services.consents import Decision, Recorded, Submission
 from consent_api.services.deps import Deps
+from consent_api.services.idempotency import Claim
 from consent_api.web import schemas
 from consent_api.web.auth import caller, handed_over_error
 from consent_api.web.context import deps, json_body, request_evidence
@@ -33,13 +34,19 @@ def record_consents(subject_id: str):
     """Record decisions; answers the events, the new state and a signed receipt."""
     tenant_id = caller().require_subject(Scope.WRITE, subject_id)
     data = schemas.load(schemas.DecisionsIn, json_body())
+    return record_decisions(deps(), tenant_id, subject_id, data, request_evidence(), claim())
+
+
+def record_decisions(d: Deps, tenant_id: str, subject_id: str, data: dict[str, Any],
+                     evidence: dict[str, Any], claim: Claim | None) -> Recorded:
+    """DecisionsIn's document recorded: what record_consents and web/fastwrites.py both call."""
     submission = Submission(
         decisions=[Decision(**d) for d in data["decisions"]],
         policy_version=data["policy_version"], source=data["source"], locale=data["locale"],
         actor=data["actor"], age_band=data["age_band"], occurred_at=data["occurred_at"],
-        evidence=request_evidence(), claim=claim(),
+        evidence=evidence, claim=claim,
     )
-    return consents.record(deps(), tenant_id, subject_id, submission)
+    return consents.record(d, tenant_id, subject_id, submission)
 
 
 @bp.post("/<subject_id>/consents/withdraw-all")
@@ -79,6 +86,18 @@ def state_body(d: Deps, tenant_id: str, subject_id: str, at: datetime | None = N
 def purpose_body(d: Deps, tenant_id: str, subject_id: str, purpose: str) -> dict[str, Any]:
     state = consents.one_purpose(d, tenant_id, subject_id, purpose)
     return {"purpose": purpose, **schemas.purpose_state_out(state)}
+
+
+class FastWrite(NamedTuple):
+    """How web/fastwrites.py answers a write endpoint: the view's status and shape, and the
+    function the view calls with (deps, tenant_id, subject_id, document, evidence, claim)."""
+
+    status: int
+    shape: Callable[[Any], Any]
+    record: Callable[..., Any]
+
+
+FAST_WRITES: dict[str, FastWrite] = {"subjects.record_consents": FastWrite(201, recorded_out, record_decisions)}
 
 
 # The hot reads, by endpoint: web/fastreads.py answers these from the same functions, for a

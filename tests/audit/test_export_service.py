@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from consent_api.domain import ledger
 from consent_api.domain.clock import parse_ts
 from consent_api.domain.model import EVENT_FIELDS
 from consent_api.errors import Unavailable
@@ -33,14 +34,15 @@ def test_the_query_starts_before_the_answer_and_the_rest_streams(ledger, monkeyp
     deps = ledger.client.application.extensions["consent_api.deps"]
     monkeypatch.setattr(audit, "CHUNK_BYTES", 2048)
     pulled = []
-    original = deps.store.export_events
+    original = deps.store.export_lines
 
-    def counting(*args):
-        for event in original(*args):
-            pulled.append(event["event_id"])
-            yield event
+    def counting(*args):  # a store that hands its lines over one at a time
+        for batch in original(*args):
+            for line in batch:
+                pulled.append(line)
+                yield [line]
 
-    monkeypatch.setattr(deps.store, "export_events", counting)
+    monkeypatch.setattr(deps.store, "export_lines", counting)
     out = audit.export(deps, ledger.id, audit.ExportQuery())
     assert 0 < len(pulled) < 13  # the first chunk only
     body = b"".join(out.chunks)
@@ -50,12 +52,13 @@ def test_the_query_starts_before_the_answer_and_the_rest_streams(ledger, monkeyp
         raise Unavailable("the store does not answer")
         yield  # pragma: no cover
 
-    monkeypatch.setattr(deps.store, "export_events", unavailable)
+    monkeypatch.setattr(deps.store, "export_lines", unavailable)
     problem = ledger.get("/v1/audit/events", expect=503).json
     assert problem["status"] == 503 and problem["detail"] == "the store does not answer"
 
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8))
+scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8),
+                    st.floats(allow_nan=False, allow_infinity=False))
 cells = st.one_of(scalars, st.text(), st.dictionaries(st.text(max_size=5), scalars, max_size=3),
                   st.dictionaries(st.text(max_size=3), st.lists(scalars, max_size=2), max_size=2))
 
@@ -91,9 +94,25 @@ def test_remembered_nested_cells_tell_true_from_one():
 
 @given(st.fixed_dictionaries({name: cells for name in EVENT_FIELDS}))
 def test_ndjson_lines_are_exactly_the_canonical_json_of_the_stdlib(event):
-    """ndjson_line uses orjson for speed; its bytes must stay those of the documented encoder."""
+    """ndjson_line and the hash chain's canonical_json use orjson for speed; their bytes must stay
+    those of the documented encoder."""
     try:
         expected = json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate: neither writes it
         return
     assert audit.ndjson_line(event) == expected + b"\n"
+    body = {k: v for k, v in event.items() if k not in ("hash", "subject_id")}
+    assert ledger.canonical_json(event) == json.dumps(body, sort_keys=True, separators=(",", ":"),
+                                                      ensure_ascii=False).encode("utf-8")
+
+
+@pytest.mark.parametrize("value", [1e-7, 2.5e-5, 1e16, 1e22, 0.1, 1.0, -0.0, 5e-324])
+def test_floats_are_written_as_the_stdlib_writes_them(value):
+    """orjson writes 1e-7 where the stdlib writes 1e-07: an event holding a float anywhere (an
+    imported one might) is encoded by the stdlib, for the chain's hash and for the export."""
+    event = {"event_id": "e1", "evidence": {"scores": [1, {"x": value}]}, "hash": "h", "subject_id": "s"}
+    body = {k: v for k, v in event.items() if k not in ("hash", "subject_id")}
+    stdlib = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    assert ledger.canonical_json(event) == stdlib
+    assert audit.ndjson_line(event) == json.dumps(event, sort_keys=True, separators=(",", ":"),
+                                                  ensure_ascii=False).encode("utf-8") + b"\n"

@@ -18,6 +18,8 @@ LATER = {
     8: ("DROP INDEX idempotency_subject_id", "ALTER TABLE idempotency DROP COLUMN subject_id"),
     9: ("DROP INDEX events_feed", *(f"DROP TABLE {t}" for t in (
         "webhooks", "webhook_messages", "webhook_attempts", "webhook_counters", "erasures", "leases"))),
+    next(m.version for m in MIGRATIONS.values() if "carry their subject's id" in m.message):
+        ("ALTER TABLE events DROP COLUMN subject_id",),
 }
 
 

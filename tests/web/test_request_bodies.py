@@ -46,11 +46,18 @@ class Scope:
 
 
 class Protocol:
-    """An RSGI HTTP protocol fed from a list of chunks (None: the client stalls)."""
+    """An RSGI HTTP protocol fed from a list of chunks (None: the client stalls): read whole by
+    awaiting it, or chunk by chunk by iterating it."""
 
     def __init__(self, chunks=()):
         self.chunks = list(chunks)
         self.answer = None
+
+    async def __call__(self):
+        body = b""
+        async for chunk in self._gen():
+            body += chunk
+        return body
 
     def __aiter__(self):
         return self._gen()

@@ -29,6 +29,7 @@ from consent_api.store.sqlite.group_commit import Failed
 from consent_api.store.sqlite.rows import (
     ANSWER,
     FORGET_ANSWERS,
+    FORGET_EVENT_SUBJECT,
     GRANT,
     INSERT_EVENT,
     SAVE_SUBJECT,
@@ -80,7 +81,7 @@ class Append:
         return cls(
             tenant_id, subject_id, erase, reseal, sealed,
             expected=subject_row(tenant_id, base)[1:] if base.seq else None,
-            event_rows=[event_row(tenant_id, e) for e in sealed.events],
+            event_rows=[event_row(tenant_id, subject_id, e) for e in sealed.events],
             subject_row=subject_row(tenant_id, updated),
             grants=granted(updated, {e["purpose"] for e in sealed.events if e["action"] in DECISIONS}),
             validity=validity,
@@ -175,6 +176,7 @@ def apply_appends(conn: sqlite3.Connection, appends: list[Append]) -> list[Store
         if a.sealed.events and a.erase:
             pending.flush(conn)  # what came before the erasure lands first
             conn.executemany(INSERT_EVENT, a.event_rows)
+            conn.execute(FORGET_EVENT_SUBJECT, (a.tenant_id, a.sealed.base.subject_ref))
             conn.execute("DELETE FROM subjects WHERE tenant_id = ? AND subject_id = ?", key)
             conn.execute("DELETE FROM grants WHERE tenant_id = ? AND subject_id = ?", key)
             for forget, about in zip(FORGET_ANSWERS, (a.sealed.base.subject_ref, a.subject_id), strict=True):

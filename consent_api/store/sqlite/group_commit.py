@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from consent_api.suspend import Waitable
+
 MAX_BATCH = 256  # bounds one transaction's size and its callers' wait
 # How long the writer, holding the lock with a batch ready, waits for writes whose requests have
 # announced themselves and are still being prepared: a fraction of an fsync, for a larger batch.
@@ -98,12 +100,14 @@ class WriteLock:
                 self._fd = None
 
 
-class _Job:
-    __slots__ = ("payload", "done", "outcome", "durable")
+class _Job(Waitable):
+    """A queued write; its caller waits for it (on the event loop, letting other requests run)."""
+
+    __slots__ = ("payload", "outcome", "durable")
 
     def __init__(self, payload: Any, durable: bool = True):
+        super().__init__()
         self.payload = payload
-        self.done = threading.Event()
         self.outcome: Any = None
         self.durable = durable
 
@@ -176,7 +180,7 @@ class GroupCommit:
             if announced:
                 self._announced -= 1
             self._cond.notify()
-        job.done.wait()
+        job.wait()
         if isinstance(job.outcome, Failed):
             raise job.outcome.error
         return job.outcome
@@ -218,7 +222,7 @@ class GroupCommit:
                 conn = self._recover(conn)
                 for job, outcome in zip(jobs, outcomes, strict=True):  # nothing committed: answer at once
                     job.outcome = outcome
-                    job.done.set()
+                    job.finish()
                 jobs = []
             if jobs:
                 waiting = []
@@ -227,7 +231,7 @@ class GroupCommit:
                         waiting.append((job, outcome))
                     else:  # committed; the next fsync covers it without anyone waiting for it
                         job.outcome = outcome
-                        job.done.set()
+                        job.finish()
                 if waiting:
                     with self._synced:
                         self._committed.extend(waiting)
@@ -256,7 +260,7 @@ class GroupCommit:
                 committed = [(job, error) for job, _ in committed]
             for job, outcome in committed:
                 job.outcome = outcome
-                job.done.set()
+                job.finish()
 
     def _take(self) -> tuple[list[_Job], bool]:
         """The queued jobs (after a short wait for announced ones), and whether to stop after them."""

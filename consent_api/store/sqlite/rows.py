@@ -9,11 +9,14 @@ from typing import Any
 
 import orjson
 
+from consent_api.domain import ledger
 from consent_api.domain.model import Action, SubjectRecord
 
 SUBJECT_COLUMNS = "subject_id, subject_ref, seq, head_hash, age_band, purposes, updated_at"
-INSERT_EVENT = ("INSERT INTO events (tenant_id, subject_ref, seq, recorded_at, event_id, purpose, doc) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)")
+INSERT_EVENT = ("INSERT INTO events (tenant_id, subject_ref, seq, recorded_at, event_id, purpose, doc, subject_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+# At an erasure: the subject's events keep their proof under subject_ref only.
+FORGET_EVENT_SUBJECT = "UPDATE events SET subject_id = NULL WHERE tenant_id = ? AND subject_ref = ?"
 SAVE_SUBJECT = f"INSERT OR REPLACE INTO subjects (tenant_id, {SUBJECT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 SELECT_SUBJECTS = f"SELECT {SUBJECT_COLUMNS} FROM subjects WHERE tenant_id = ? AND subject_id IN ({{ids}})"
 GRANT = "INSERT OR IGNORE INTO grants (tenant_id, purpose, subject_id) VALUES (?, ?, ?)"
@@ -37,10 +40,32 @@ def dumps(value: Any) -> str:
 loads = orjson.loads
 
 
-def event_row(tenant_id: str, event: dict[str, Any]) -> tuple:
-    """A sealed event as the events table holds it: subject_id lives in subjects, never here."""
+def event_doc(event: dict[str, Any]) -> str:
+    """The doc column: the event's export line without subject_id and the newline (keys sorted,
+    compact, raw UTF-8), so the export passes it through (``export_line``) instead of parsing and
+    writing it again."""
+    return ledger.export_line({k: v for k, v in event.items() if k != "subject_id"})[:-1].decode("utf-8")
+
+
+def event_row(tenant_id: str, subject_id: str | None, event: dict[str, Any]) -> tuple:
+    """A sealed event as the events table holds it. ``subject_id`` (None for an erased subject, and
+    on the erasure's own event) sits beside the doc, never in it, and is cleared at the erasure."""
+    subject_id = None if event.get("action") == Action.ERASE else subject_id
     return (tenant_id, event["subject_ref"], event["seq"], event["recorded_at"], event["event_id"],
-            event["purpose"], dumps({k: v for k, v in event.items() if k != "subject_id"}))
+            event["purpose"], event_doc(event), subject_id)
+
+
+_SUBJECT_REF_KEY = b',"subject_ref":'
+
+
+def export_line(doc: bytes, subject_id: str | None) -> bytes:
+    """The export line of an event row: its doc with subject_id put where its sorted keys place
+    it, right before subject_ref (the doc's last key but tenant_id, so its last occurrence: a
+    nested object's keys come earlier, and no string holds an unescaped quote)."""
+    at = doc.rfind(_SUBJECT_REF_KEY)
+    if at < 0:  # not a doc this layout wrote: the slow way
+        return ledger.export_line({**loads(doc), "subject_id": subject_id})
+    return b"".join((doc[:at], b',"subject_id":', orjson.dumps(subject_id), doc[at:], b"\n"))
 
 
 def subject_row(tenant_id: str, record: SubjectRecord) -> tuple:

@@ -3,6 +3,8 @@ booleans and numbers, RFC 3339 timestamps, locales, hashes, URLs, anonymous subj
 
 from __future__ import annotations
 
+import re
+
 from marshmallow import ValidationError, fields, validate
 
 from consent_api.domain.clock import parse_rfc3339
@@ -66,7 +68,8 @@ def one_of(enum) -> validate.OneOf:
 Text = Str(validate=validate.Length(min=1, max=2000))
 Locale = Str(validate=validate.Regexp(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*\Z"))
 LocalizedText = fields.Dict(keys=Locale, values=Str(validate=validate.Length(max=4000)))
-Sha256 = Str(validate=validate.Regexp(r"^[0-9a-f]{64}\Z"), allow_none=True)
+SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
+Sha256 = Str(validate=validate.Regexp(SHA256), allow_none=True)
 Url = fields.Url(schemes={"http", "https"}, require_tld=False, allow_none=True)
 # The locale a decision was shown in, as the client names it (stored as given).
 ShownLocale = Str(allow_none=True, load_default=None, validate=validate.Length(max=35))
