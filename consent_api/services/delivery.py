@@ -8,7 +8,9 @@ One round, by the holder of the store's lease only:
               step (store.enqueue_many), so a crash re-derives the same messages (same ids) and
               loses none
     dispatch  per endpoint, the due messages it owes, at most IN_FLIGHT_PER_ENDPOINT at once
-              and one per subject: a subject's next message waits while an older one is pending
+              and one per subject: a subject's next message waits while an older one is pending;
+              while the round gathers completions (MIN_ROUND_S), a completed send's place goes
+              to the endpoint's next due message of another subject
     record    each attempt's log row, the message's new state, the retry's row (backoff with
               jitter for at least RETRY_FOR, then failed); an endpoint failing for DISABLE_AFTER
               is disabled, with a webhook.disabled row in its log
