@@ -291,7 +291,13 @@ def slices(server: servers.Server, files: dict[str, tuple[Path, str]], seconds: 
                                                token=token))
             between()
     ratios = [t.rps / n.rps for n, t in zip(loads["none"], loads["three"], strict=True)]
-    return {"none_rps": [round(x.rps) for x in loads["none"]], "three_rps": [round(x.rps) for x in loads["three"]],
+    per_write = {name: [round(cpu * 1000 / load.requests, 3) for cpu, load in zip(used[name]["api"], loads[name],
+                                                                                   strict=True)]
+                 for name in loads}  # the API processes' CPU per write: what the machine's other load changes least
+    cpu_ratios = [t / n for n, t in zip(per_write["none"], per_write["three"], strict=True)]
+    return {"api_cpu_ms_per_write": per_write, "cpu_slice_ratios": [round(r, 3) for r in cpu_ratios],
+            "cpu_ratio": round(statistics.median(cpu_ratios), 3),
+            "none_rps": [round(x.rps) for x in loads["none"]], "three_rps": [round(x.rps) for x in loads["three"]],
             "none_p99_ms": [x.p99_ms for x in loads["none"]], "three_p99_ms": [x.p99_ms for x in loads["three"]],
             "errors": sum(x.errors for x in loads["none"] + loads["three"]),
             "slice_ratios": [round(r, 3) for r in ratios], "ratio": round(statistics.median(ratios), 3),
@@ -319,8 +325,10 @@ def report(result: dict) -> None:
     print(f"\nwebhooks, consent-api serve (2 workers) + consent-api worker (nice {WORKER_NICE}) + receiver "
           f"process, 127.0.0.1, {result['cpus']} cores; load average {result['load_before'][0]:.1f} at start, "
           f"{result['load_after'][0]:.1f} at end")
-    print(f"  1. write path, deliveries held (worker stopped): 3 webhooks / none = x{held['ratio']} "
-          f"(slices {held['slice_ratios']}; req/s {held['three_rps']} vs {held['none_rps']})")
+    print(f"  1. write path, deliveries held (worker stopped), 3 webhooks / none: API CPU per write "
+          f"x{held['cpu_ratio']} (slices {held['cpu_slice_ratios']}; ms {held['api_cpu_ms_per_write']['three']} vs "
+          f"{held['api_cpu_ms_per_write']['none']}); req/s x{held['ratio']} (slices {held['slice_ratios']}; "
+          f"{held['three_rps']} vs {held['none_rps']})")
     print(f"  2. paced {lat['writes_per_s']} writes/s x 3 webhooks, write's 201 -> receiver: p50 {lat['p50_ms']} ms, "
           f"p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms ({lat['deliveries']} deliveries, {lat['missing']} missing)")
     print(f"     write latency while deliveries flow, 3 webhooks vs none: p50 {lat['write_three']['p50_ms']} vs "
@@ -330,7 +338,7 @@ def report(result: dict) -> None:
           f"worker {tp['worker_cpu_ms_per_delivery']} ms CPU per delivery, receiver {tp['cpu_s']['receiver']} s CPU")
     print(f"  4. write path saturated (wrk -c{result['connections']}) while deliveries flow on the same cores: "
           f"3 webhooks / none = x{flow['ratio']} (slices {flow['slice_ratios']}; req/s {flow['three_rps']} vs "
-          f"{flow['none_rps']})")
+          f"{flow['none_rps']}); API CPU per write x{flow['cpu_ratio']}")
     print(f"     CPU s per slice with 3 webhooks: worker {cpu(flow, 'three', 'worker')}, receiver "
           f"{cpu(flow, 'three', 'receiver')}, API {cpu(flow, 'three', 'api')} "
           f"(without: API {cpu(flow, 'none', 'api')}, worker {cpu(flow, 'none', 'worker')})")
