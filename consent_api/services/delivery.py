@@ -8,7 +8,9 @@ One round, by the holder of the store's lease only:
               step (store.enqueue_many), so a crash re-derives the same messages (same ids) and
               loses none
     dispatch  per endpoint, the due messages it owes, at most IN_FLIGHT_PER_ENDPOINT at once
-              and one per subject: a subject's next message waits while an older one is pending
+              and one per subject: a subject's next message waits while an older one is pending;
+              while the round gathers completions (MIN_ROUND_S), a completed send's place goes
+              to the endpoint's next due message of another subject
     record    each attempt's log row, the message's new state, the retry's row (backoff with
               jitter for at least RETRY_FOR, then failed); an endpoint failing for DISABLE_AFTER
               is disabled, with a webhook.disabled row in its log
@@ -88,7 +90,8 @@ PAGE = 500  # feed events per page
 PAGES_PER_ROUND = 10  # per endpoint, so one far behind does not starve the others' sends
 PENDING_SCAN = 256  # pending messages read per endpoint at a time; memory holds up to MEMORY of them
 MEMORY = 2048
-MIN_ROUND_S = 0.02  # between rounds: events and completions arriving together share a round and a commit
+MIN_ROUND_S = 0.02  # between rounds: events and completions arriving together share a round and a commit;
+# meanwhile a completed send's place is given to the endpoint's next due message (see _refill)
 IDLE_ROUND_S = 1.0  # a round at least this often (retries falling due, time-based work)
 REFRESH_S = 30.0  # what is owed is read again from the store at least this often, whatever the marks say
 REQUEST_GRACE = timedelta(seconds=10)  # how long a request's event may wait for the request to be stored
@@ -167,7 +170,9 @@ class Worker:
         # Touched by the loop's thread only (sends report through _done):
         self._lease_until: datetime | None = None
         self._queues: dict[Key, _Queue] = {}
-        self._flying: dict[Key, dict[str, Message]] = defaultdict(dict)  # sends under way
+        self._flying: dict[Key, dict[str, Message]] = defaultdict(dict)  # sent, outcome not recorded yet
+        self._completed: list[_Done] = []  # sends completed since the last record, taken off _done
+        self._finished: dict[Key, int] = defaultdict(int)  # of _flying, how many are in _completed
         self._hooks: list[Webhook] | None = None  # the enabled endpoints, cursors as this worker moved them
         self._marks: tuple[Any, int] | None = None  # the store's delivery marks when last looked
         self._read_at = 0.0  # monotonic time of the last full read
@@ -196,10 +201,11 @@ class Worker:
                 now = self.deps.clock()
                 self._record(now)
                 self._step(now)
+                self._refill(started + MIN_ROUND_S, stop)
             except Exception:  # noqa: BLE001 - a store outage must not end the worker: the next round retries
                 log.exception("webhook round failed; retrying")
                 self._forget_memory()
-            stop.wait(max(0.0, MIN_ROUND_S - (time.monotonic() - started)))
+                stop.wait(max(0.0, MIN_ROUND_S - (time.monotonic() - started)))
             self._wait(stop)
         self._pool.shutdown(wait=True)
         try:
@@ -214,8 +220,46 @@ class Worker:
         if self._sender is not None:
             self._sender.close()
 
+    def _refill(self, until: float, stop: threading.Event) -> None:
+        """Until ``until`` (the round's time for gathering completions into one commit): as sends
+        complete, the endpoint's next due messages are sent in their place, so a fast receiver is
+        not held to IN_FLIGHT_PER_ENDPOINT messages per round. A completed send counts no more
+        against the endpoint's cap, but its subject's next message still waits for its outcome,
+        recorded at the next round with the others."""
+        while not stop.is_set():
+            remaining = until - time.monotonic()
+            if remaining <= 0:
+                return
+            if not self._wake.wait(min(remaining, self.deps.webhooks.poll_s)):
+                continue  # stop is looked at again
+            self._wake.clear()
+            freed = self._collect()
+            if not freed or self._hooks is None or self._lease_until is None:
+                continue
+            now = self.deps.clock()
+            if now >= self._lease_until:
+                return
+            for webhook in self._hooks:
+                if (webhook.tenant_id, webhook.id) in freed:
+                    self._dispatch(webhook, now)
+
+    def _collect(self) -> set[Key]:
+        """Completed sends off the queue their threads report to; the endpoints they were for."""
+        keys: set[Key] = set()
+        while True:
+            try:
+                d = self._done.get_nowait()
+            except queue.Empty:
+                return keys
+            key = (d.webhook.tenant_id, d.webhook.id)
+            self._completed.append(d)
+            self._finished[key] += 1
+            keys.add(key)
+
     def _wait(self, stop: threading.Event) -> None:
         """Until a send completes, the store's marks move, something falls due or IDLE_ROUND_S."""
+        if self._completed:
+            return  # outcomes to record
         poll = self.deps.webhooks.poll_s
         limit = 0.05 if self._soon else IDLE_ROUND_S
         due = self._next_due()
@@ -466,7 +510,8 @@ class Worker:
     def _dispatch(self, webhook: Webhook, now: datetime) -> list[Future]:
         key = (webhook.tenant_id, webhook.id)
         flying = self._flying[key]
-        if len(flying) >= IN_FLIGHT_PER_ENDPOINT:
+        sending = len(flying) - self._finished[key]
+        if sending >= IN_FLIGHT_PER_ENDPOINT:
             return []
         q = self._queue(webhook)
         if q.idle_until is not None and now < q.idle_until:
@@ -484,7 +529,7 @@ class Worker:
                 wake = message.next_attempt_at if wake is None else min(wake, message.next_attempt_at)
                 continue
             chosen.append(message)
-            if len(flying) + len(chosen) >= IN_FLIGHT_PER_ENDPOINT:
+            if sending + len(chosen) >= IN_FLIGHT_PER_ENDPOINT:
                 break
         else:  # looked at everything: nothing more can go before the earliest retry (or a completion)
             if not chosen:
@@ -520,16 +565,17 @@ class Worker:
 
     # --- record: attempts, messages, endpoints --------------------------------------------------------
     def _record(self, now: datetime) -> list[Outcome]:
-        done: list[_Done] = []
-        while True:
-            try:
-                done.append(self._done.get_nowait())
-            except queue.Empty:
-                break
+        self._collect()
+        done, self._completed = self._completed, []
         if not done:
             return []
         outcomes = [self._outcome(d) for d in done]
-        self.deps.store.record_outcomes(outcomes)
+        try:
+            self.deps.store.record_outcomes(outcomes)
+        except Exception:
+            self._completed = done + self._completed  # recorded at the next try, or sent again by the next holder
+            raise
+        self._finished.clear()
         for d, outcome in zip(done, outcomes, strict=True):
             key = (d.webhook.tenant_id, d.webhook.id)
             self._flying[key].pop(d.message.id, None)

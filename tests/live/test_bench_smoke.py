@@ -111,11 +111,16 @@ def test_python_m_bench_prints_ratios_and_writes_json(tmp_path):
 def test_the_webhooks_bench_runs_end_to_end(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "bench.webhooks_bench", "--rate", "20", "--seconds", "2", "--backlog", "50",
-         "--duration", "1", "--pairs", "1", "--out", str(tmp_path)],
+         "--duration", "1", "--pairs", "1", "--paced-pairs", "1", "--out", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "p99" in result.stdout and "deliveries to one receiver" in result.stdout
     [written] = tmp_path.glob("webhooks-*.json")
     data = json.loads(written.read_text())
     assert data["latency"]["deliveries"] == 3 * data["latency"]["writes"] > 0
-    assert data["throughput"]["complete"] and data["write_path"]["ratio"] > 0
+    assert data["latency"]["write_p50_ratio"] > 0 and data["latency"]["write_p99_ratio"] > 0
+    assert data["throughput"]["complete"] and data["throughput"]["cpu_s"]["worker"] > 0
+    for phase in ("held", "flowing"):  # deliveries held, then flowing: both ratios, with the CPU they used
+        assert data[phase]["ratio"] > 0 and data[phase]["cpu_ratio"] > 0
+    assert data["held"]["cpu_s"]["three"]["worker"] == [0.0]  # no worker ran while deliveries were held
+    assert data["flowing"]["cpu_s"]["three"]["worker"][0] > 0

@@ -14,9 +14,10 @@ import pytest
 from standardwebhooks.webhooks import Webhook as Verifier
 
 from consent_api.domain.clock import FixedClock
-from consent_api.domain.webhooks import RETRY_FOR, RETRY_STEPS
+from consent_api.domain.webhooks import IN_FLIGHT_PER_ENDPOINT, RETRY_FOR, RETRY_STEPS
+from consent_api.outbound import sender
 from consent_api.security.signing_keys import KeyRing
-from consent_api.services import catalog, consents, requests, tenants, webhooks
+from consent_api.services import catalog, consents, delivery, requests, tenants, webhooks
 from consent_api.services.consents import Decision, Submission
 from consent_api.services.delivery import Worker
 from consent_api.services.deps import Deps, WebhookRules
@@ -443,3 +444,45 @@ def test_a_running_worker_sends_what_changed_behind_its_back_as_the_store_has_it
         retried = [r.json for r in got if r.json["type"] == "consent.changed" and b'"dora"' not in r.body]
         assert retried[0]["data"]["subject_id"] is None and retried[0]["data"]["event"]["subject_id"] is None
         assert [r.json["data"]["subject_id"] for r in got if r.json["type"] == "subject.erased"] in ([], ["dora"])
+
+
+def test_a_running_worker_gives_a_completed_send_s_place_to_the_next_message_before_recording(world, monkeypatch):
+    """Within a round's gathering time a fast receiver gets more than IN_FLIGHT_PER_ENDPOINT
+    messages, never more than that at once; a subject's next message still waits for the outcome
+    of its previous one, recorded at the next round."""
+    monkeypatch.setattr(delivery, "MIN_ROUND_S", 60.0)  # one round's gathering outlasts the test
+    recorded = []
+    record = world.deps.store.record_outcomes
+    monkeypatch.setattr(world.deps.store, "record_outcomes", lambda outcomes: (recorded.append(len(outcomes)),
+                                                                                record(outcomes))[1])
+    lock = threading.Lock()
+    sent: list[tuple[str, str]] = []
+    sending, most = 0, 0
+    all_sent = threading.Event()
+
+    def send(url, headers, body):
+        nonlocal sending, most
+        with lock:
+            sending += 1
+            most = max(most, sending)
+        data = json.loads(body)["data"]
+        with lock:
+            sending -= 1
+            sent.append((data["subject_id"], data["event"]["action"]))
+            if len(sent) == 41:
+                all_sent.set()
+        return sender.Answer(204, 1)
+
+    world.hook("http://127.0.0.1:9/hook")
+    world.decide("carol", push=True)
+    world.decide("carol", push=False)
+    for n in range(40):
+        world.decide(f"s{n}", push=True)
+    with running(world.worker(send=send)):
+        assert all_sent.wait(30)
+        assert recorded == []  # all 41 within the first round, none of their outcomes recorded yet
+    assert most <= IN_FLIGHT_PER_ENDPOINT
+    assert [a for s, a in sent if s == "carol"] == ["grant"]  # her withdrawal waits for the grant's outcome
+    assert sum(recorded) == 41  # recorded when the worker stopped
+    world.worker(send=send).run_once()
+    assert [a for s, a in sent if s == "carol"] == ["grant", "withdraw"]
