@@ -5,6 +5,7 @@ priority: it delivers webhooks and marks rights requests due_soon / overdue. CON
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -29,10 +30,20 @@ def workers(server: servers.Server) -> list[int]:
     return [pid for pid in server.pids() if "worker" in cmdline(pid)[3:4]]
 
 
+def wait_for_first_line(server: servers.Server) -> None:
+    """Until the worker has said it started, which it says once it has lowered its priority: the
+    server answers before then, since the worker starts beside it, not ahead of it."""
+    deadline = time.monotonic() + WAIT_S
+    while "webhook lease" not in server.log.read_text(errors="replace") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "webhook lease" in server.log.read_text(errors="replace"), server.tail()
+
+
 def test_serve_runs_one_worker_at_lower_priority_that_marks_requests_due_and_delivers_it(tmp_path):
     env = {"CONSENT_REQUEST_TICK_SECONDS": "1", "CONSENT_WEBHOOK_ALLOW_PRIVATE": "1"}
     with receiving() as receiver, servers.serving(tmp_path, env=env) as server:
         [worker] = workers(server)
+        wait_for_first_line(server)
         assert niceness(worker) == niceness(server.process.pid) + Settings().worker_nice
         assert all(niceness(pid) == niceness(server.process.pid) for pid in server.pids() if pid != worker)
         tenant = server.api().new_tenant("Ticked")
