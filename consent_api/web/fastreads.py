@@ -88,6 +88,18 @@ class RouteTable:
         return None
 
 
+def admitted(environ: dict[str, Any], handover: Handover, d: Deps, token: str,
+             windows: ProcessWindows | None) -> access.Principal | None:
+    """The caller, told to Flask in the handover, or None when its rate window is spent (the hit
+    is counted here, once, allowed or not). Raises what authentication raises."""
+    who = handover.principal = access.authenticate(d, token)
+    if windows is not None:
+        over = environ[RATE_COUNTED] = windows.hit("cred:" + (who.credential_id or who.kind))
+        if over:
+            return None
+    return who
+
+
 def answered_fast(environ: dict[str, Any], method: str, rule: str, status: int, started: float,
                   who: access.Principal, rid: str) -> None:
     """Count and log a request a fast layer answered itself, as Flask's hooks would have."""
@@ -145,11 +157,9 @@ class FastReads:
         d: Deps = self.extensions["consent_api.deps"]
         handover = environ[HANDOVER] = Handover()
         try:
-            who = handover.principal = access.authenticate(d, token)
-            if self.windows is not None:  # counted here, once, allowed or not
-                over = environ[RATE_COUNTED] = self.windows.hit("cred:" + (who.credential_id or who.kind))
-                if over:
-                    return None  # Flask answers the 429
+            who = admitted(environ, handover, d, token, self.windows)
+            if who is None:
+                return None  # Flask answers the 429
             tenant_id = who.require_subject(Scope.READ, args["subject_id"])
             body = answer(d, tenant_id, **args)
         except Exception as exc:  # every error is Flask's to render (and to log, when unexpected)

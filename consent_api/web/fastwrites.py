@@ -42,8 +42,8 @@ from consent_api.services.deps import Deps
 from consent_api.web import requestlog
 from consent_api.web.auth import HANDOVER, Handover, parse_bearer
 from consent_api.web.context import valid_idempotency_key
-from consent_api.web.fastreads import Route, RouteTable, answered_fast, routes
-from consent_api.web.ratelimit import RATE_COUNTED, ProcessWindows
+from consent_api.web.fastreads import Route, RouteTable, admitted, answered_fast, routes
+from consent_api.web.ratelimit import ProcessWindows
 from consent_api.web.schemas.fast import decisions_in
 from consent_api.web.subjects import FAST_WRITES
 
@@ -128,11 +128,9 @@ class FastWrites:
         key = environ.get("HTTP_IDEMPOTENCY_KEY")
         who = claim = None
         try:
-            who = handover.principal = access.authenticate(d, token)
-            if self.windows is not None:  # counted here, once, allowed or not
-                over = environ[RATE_COUNTED] = self.windows.hit("cred:" + (who.credential_id or who.kind))
-                if over:
-                    return None  # Flask answers the 429
+            who = admitted(environ, handover, d, token, self.windows)
+            if who is None:
+                return None  # Flask answers the 429
             tenant_id = who.require_subject(Scope.WRITE, subject_id)
             ev = evidence(environ.get("REMOTE_ADDR"), environ.get("HTTP_USER_AGENT"),
                           environ.get("HTTP_SEC_GPC") == "1")
