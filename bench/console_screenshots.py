@@ -14,7 +14,6 @@ overdue. Chinese glyphs need fonts-noto-cjk (installed by .ci/run).
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 from datetime import datetime, timedelta, timezone
@@ -141,10 +140,7 @@ def seed(path: Path) -> tuple[str, dict[str, str]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=live.REPO / "docs" / "screenshots")
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    shots = live.screenshots_dir(__doc__)
     with live.workdir("consent-console-shots-") as tmp:
         db = tmp / "consent.db"
         admin, ids = seed(db)
@@ -163,7 +159,7 @@ def main() -> int:
                     page.wait_for_url("**/console/")
                     page.goto(server.url + path.format(**ids))
                     page.wait_for_load_state("networkidle")
-                    out = args.out / name.format(locale=locale)
+                    out = shots / name.format(locale=locale)
                     page.screenshot(path=str(out), full_page=False)
                     print(f"wrote {out}")
                     context.close()

@@ -1,10 +1,11 @@
 """Shared by the bench scripts: a live `consent-api serve`, a static page server on another
-origin (gzip like any production web server), a demo tenant made over HTTP, and Debian's
-chromium through Playwright. The server, the tenant and the browser come from tests/support,
-so they start exactly as in the end-to-end tests."""
+origin (gzip like any production web server), a demo tenant made over HTTP, Debian's
+chromium through Playwright, and the screenshot scripts' --out folder. The server, the tenant
+and the browser come from tests/support, so they start exactly as in the end-to-end tests."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import gzip
 import sys
@@ -80,3 +81,13 @@ def make_tenant(api: str, origin: str, vendor: dict = VENDOR) -> Tenant:
 def workdir(prefix: str):
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         yield Path(tmp)
+
+
+def screenshots_dir(doc: str) -> Path:
+    """The folder a screenshot script writes to (its --out, docs/screenshots by default), made
+    if missing; doc is the script's docstring, whose first paragraph is its --help."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
+    out = parser.parse_args().out
+    out.mkdir(parents=True, exist_ok=True)
+    return out

@@ -9,7 +9,6 @@ the end-to-end tests do. Chinese glyphs need fonts-noto-cjk (installed by .ci/ru
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -42,10 +41,7 @@ h1{{font-size:1.6em}}</style>
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=live.REPO / "docs" / "screenshots")
-    args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
+    shots = live.screenshots_dir(__doc__)
     with live.workdir("consent-shots-") as tmp:
         pages = tmp / "pages"
         pages.mkdir()
@@ -67,7 +63,7 @@ def main() -> int:
                         page.locator("#consent-sdk details summary").first.click()
                         page.mouse.move(0, 0)
                     page.evaluate("document.fonts.ready")
-                    target = args.out / name.format(locale=locale)
+                    target = shots / name.format(locale=locale)
                     page.screenshot(path=str(target))
                     print(target.relative_to(live.REPO) if target.is_relative_to(live.REPO) else target)
                     context.close()

@@ -3,6 +3,7 @@
 -- writes). Run it with as many threads as connections: a thread then has one connection and one
 -- request in flight, so each response() answers the last request(). Latencies are taken with
 -- CLOCK_MONOTONIC through LuaJIT's ffi (wrk's own histogram does not tell requests apart).
+local common = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "common.lua")
 local ffi = require("ffi")
 ffi.cdef[[
 typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
@@ -32,14 +33,8 @@ latencies_GET, latencies_POST = {}, {}
 non2xx_GET, non2xx_POST = 0, 0
 
 function init(args)
-  for line in io.lines(args[1]) do
-    local method, path, body = line:match("^(%u+)\t([^\t]+)\t?(.*)$")
-    if body == "" then body = nil end
-    requests[#requests + 1] = wrk.format(method, path, nil, body)
-    methods[#methods + 1] = method
-  end
-  math.randomseed(id * 1000003 + os.time())
-  next_index = math.random(#requests)
+  requests, methods = common.load(args[1])
+  next_index = common.first_index(id, #requests)
 end
 
 function request()
@@ -79,13 +74,5 @@ function done(summary, latency, requests)
       '"%s":{"count":%d,"non2xx":%d,"p50":%d,"p99":%d,"max":%d}',
       method, #all, bad, percentile(all, 50), percentile(all, 99), all[#all] or 0)
   end
-  local e = summary.errors
-  io.write(string.format(
-    'BENCH_JSON {"requests":%d,"duration_us":%d,"bytes":%d,' ..
-    '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
-    '"latency_us":{"p50":%d,"p90":%d,"p99":%d,"max":%d,"mean":%.1f},"by_method_us":{%s}}\n',
-    summary.requests, summary.duration, summary.bytes,
-    e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99),
-    latency.max, latency.mean, table.concat(parts, ",")))
+  common.write_summary(summary, latency, '"by_method_us":{' .. table.concat(parts, ",") .. "}")
 end

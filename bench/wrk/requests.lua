@@ -1,5 +1,6 @@
 -- Rotates through the requests of a file, one per line: METHOD <TAB> PATH [<TAB> BODY].
 -- Each wrk thread starts at its own offset; done() prints one JSON line for bench/run.py.
+local common = dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "common.lua")
 local thread_count = 0
 
 function setup(thread)
@@ -11,13 +12,8 @@ local requests = {}
 local next_index = 1
 
 function init(args)
-  for line in io.lines(args[1]) do
-    local method, path, body = line:match("^(%u+)\t([^\t]+)\t?(.*)$")
-    if body == "" then body = nil end
-    requests[#requests + 1] = wrk.format(method, path, nil, body)
-  end
-  math.randomseed(id * 1000003 + os.time())
-  next_index = math.random(#requests)
+  requests = common.load(args[1])
+  next_index = common.first_index(id, #requests)
 end
 
 function request()
@@ -27,13 +23,5 @@ function request()
 end
 
 function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'BENCH_JSON {"requests":%d,"duration_us":%d,"bytes":%d,' ..
-    '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
-    '"latency_us":{"p50":%d,"p90":%d,"p99":%d,"max":%d,"mean":%.1f}}\n',
-    summary.requests, summary.duration, summary.bytes,
-    e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99),
-    latency.max, latency.mean))
+  common.write_summary(summary, latency)
 end

@@ -71,13 +71,49 @@ def routes(url_map: Map, answers: dict[str, Any] = FAST_READS) -> list[Route]:
     return table
 
 
+class RouteTable:
+    """The routes a fast layer answers, and the path prefixes that pass most paths by at once."""
+
+    def __init__(self, table: list[Route]):
+        self.routes = table
+        self.prefixes = tuple({route.rule.split("<", 1)[0] for route in table})
+
+    def match(self, path: str) -> tuple[Route, re.Match[str]] | None:
+        if not path.startswith(self.prefixes) or not path.isascii():
+            return None
+        for route in self.routes:
+            match = route.pattern.match(path)
+            if match is not None:
+                return route, match
+        return None
+
+
+def admitted(environ: dict[str, Any], handover: Handover, d: Deps, token: str,
+             windows: ProcessWindows | None) -> access.Principal | None:
+    """The caller, told to Flask in the handover, or None when its rate window is spent (the hit
+    is counted here, once, allowed or not). Raises what authentication raises."""
+    who = handover.principal = access.authenticate(d, token)
+    if windows is not None:
+        over = environ[RATE_COUNTED] = windows.hit("cred:" + (who.credential_id or who.kind))
+        if over:
+            return None
+    return who
+
+
+def answered_fast(environ: dict[str, Any], method: str, rule: str, status: int, started: float,
+                  who: access.Principal, rid: str) -> None:
+    """Count and log a request a fast layer answered itself, as Flask's hooks would have."""
+    seconds = time.perf_counter() - started
+    metrics.count_request(method, rule, status, seconds)
+    requestlog.access_line(method, rule, status, seconds, who, environ.get("REMOTE_ADDR"), rid)
+
+
 class FastReads:
     def __init__(self, flask_wsgi: Callable, extensions: dict[str, Any], url_map: Map,
                  windows: ProcessWindows | None):
         self.flask_wsgi = flask_wsgi
         self.extensions = extensions  # the app's: deps as the views see them, per request
-        self.routes = routes(url_map)
-        self.prefixes = tuple({route.rule.split("<", 1)[0] for route in self.routes})
+        self.routes = RouteTable(routes(url_map))
         self.windows = windows
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
@@ -96,14 +132,7 @@ class FastReads:
         if (environ.get("REQUEST_METHOD") != "GET" or environ.get("QUERY_STRING")
                 or "HTTP_ORIGIN" in environ):  # a browser's call: Flask adds the CORS headers
             return None
-        path = environ.get("PATH_INFO", "")
-        if not path.startswith(self.prefixes) or not path.isascii():
-            return None
-        for route in self.routes:
-            match = route.pattern.match(path)
-            if match is not None:
-                return route, match
-        return None
+        return self.routes.match(environ.get("PATH_INFO", ""))
 
     def _serve(self, environ: dict[str, Any], start_response: Callable, route: Route,
                args: dict[str, str]) -> Iterable[bytes]:
@@ -115,9 +144,7 @@ class FastReads:
         rid = requestlog.offered_or_new_id(environ.get("HTTP_X_REQUEST_ID", ""))
         start_response("200 OK", [*route.headers, ("Content-Length", str(len(body))),
                                   (requestlog.REQUEST_ID_HEADER, rid)])
-        seconds = time.perf_counter() - started
-        metrics.count_request("GET", route.rule, 200, seconds)
-        requestlog.access_line("GET", route.rule, 200, seconds, who, environ.get("REMOTE_ADDR"), rid)
+        answered_fast(environ, "GET", route.rule, 200, started, who, rid)
         return [body]
 
     def _answer(self, environ: dict[str, Any], answer: Answer,
@@ -130,11 +157,9 @@ class FastReads:
         d: Deps = self.extensions["consent_api.deps"]
         handover = environ[HANDOVER] = Handover()
         try:
-            who = handover.principal = access.authenticate(d, token)
-            if self.windows is not None:  # counted here, once, allowed or not
-                over = environ[RATE_COUNTED] = self.windows.hit("cred:" + (who.credential_id or who.kind))
-                if over:
-                    return None  # Flask answers the 429
+            who = admitted(environ, handover, d, token, self.windows)
+            if who is None:
+                return None  # Flask answers the 429
             tenant_id = who.require_subject(Scope.READ, args["subject_id"])
             body = answer(d, tenant_id, **args)
         except Exception as exc:  # every error is Flask's to render (and to log, when unexpected)

@@ -39,11 +39,11 @@ from consent_api.errors import ConsentApiError
 from consent_api.security import strict_json
 from consent_api.services import access, idempotency
 from consent_api.services.deps import Deps
-from consent_api.web import metrics, requestlog
+from consent_api.web import requestlog
 from consent_api.web.auth import HANDOVER, Handover, parse_bearer
 from consent_api.web.context import valid_idempotency_key
-from consent_api.web.fastreads import Route, routes
-from consent_api.web.ratelimit import RATE_COUNTED, ProcessWindows
+from consent_api.web.fastreads import Route, RouteTable, admitted, answered_fast, routes
+from consent_api.web.ratelimit import ProcessWindows
 from consent_api.web.schemas.fast import decisions_in
 from consent_api.web.subjects import FAST_WRITES
 
@@ -55,8 +55,7 @@ class FastWrites:
                  windows: ProcessWindows | None, json: Any, max_body_bytes: int):
         self.flask_wsgi = flask_wsgi
         self.extensions = extensions
-        self.routes = routes(url_map, FAST_WRITES)
-        self.prefixes = tuple({route.rule.split("<", 1)[0] for route in self.routes})
+        self.routes = RouteTable(routes(url_map, FAST_WRITES))
         self.windows = windows
         self.json = json  # the app's provider: the body Flask would write
         self.max_body_bytes = max_body_bytes
@@ -76,14 +75,11 @@ class FastWrites:
         if (environ.get("REQUEST_METHOD") != "POST" or environ.get("QUERY_STRING")
                 or "HTTP_ORIGIN" in environ or "HTTP_TRANSFER_ENCODING" in environ):
             return None
-        path = environ.get("PATH_INFO", "")
-        if not path.startswith(self.prefixes) or not path.isascii():
+        found = self.routes.match(environ.get("PATH_INFO", ""))
+        if found is None:
             return None
-        for route in self.routes:
-            match = route.pattern.match(path)
-            if match is not None:
-                return route, path, match.group("subject_id")
-        return None
+        route, match = found
+        return route, match.string, match.group("subject_id")
 
     def _serve(self, environ: dict[str, Any], start_response: Callable, route: Route, path: str,
                subject_id: str) -> Iterable[bytes]:
@@ -100,9 +96,7 @@ class FastWrites:
         start_response(f"{status} {HTTP_STATUS_CODES.get(status, 'UNKNOWN').upper()}",
                        [*route.headers, *extra, ("Content-Length", str(len(data))),
                         (requestlog.REQUEST_ID_HEADER, rid)])
-        seconds = time.perf_counter() - started
-        metrics.count_request("POST", route.rule, status, seconds)
-        requestlog.access_line("POST", route.rule, status, seconds, who, environ.get("REMOTE_ADDR"), rid)
+        answered_fast(environ, "POST", route.rule, status, started, who, rid)
         return [data]
 
     def _body(self, environ: dict[str, Any]) -> bytes | None:
@@ -134,11 +128,9 @@ class FastWrites:
         key = environ.get("HTTP_IDEMPOTENCY_KEY")
         who = claim = None
         try:
-            who = handover.principal = access.authenticate(d, token)
-            if self.windows is not None:  # counted here, once, allowed or not
-                over = environ[RATE_COUNTED] = self.windows.hit("cred:" + (who.credential_id or who.kind))
-                if over:
-                    return None  # Flask answers the 429
+            who = admitted(environ, handover, d, token, self.windows)
+            if who is None:
+                return None  # Flask answers the 429
             tenant_id = who.require_subject(Scope.WRITE, subject_id)
             ev = evidence(environ.get("REMOTE_ADDR"), environ.get("HTTP_USER_AGENT"),
                           environ.get("HTTP_SEC_GPC") == "1")

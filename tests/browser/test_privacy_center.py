@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.pageops import TIMEOUT_MS
+from tests.browser.pageops import TIMEOUT_MS, axe_violations
 from tests.support.api import Api, HttpClient
 
-AXE = Path(__file__).resolve().parents[2] / "client_js" / "node_modules" / "axe-core" / "axe.min.js"
 SUBJECT = "u-browser"
 
 
@@ -45,17 +44,6 @@ def open_center(page, shop, subject_id: str, locale: str = "en"):
     page.set_extra_http_headers({"Accept-Language": locale})
     page.goto(link(shop, subject_id))
     page.get_by_role("heading", level=1).wait_for()
-
-
-def axe_violations(page) -> list[dict]:
-    """Serious and critical axe-core findings on the page as it is now (axe runs through the
-    DevTools protocol, so the page's CSP, which forbids inline scripts, stays as it is)."""
-    if not AXE.exists():
-        raise RuntimeError(f"{AXE} is missing: run `npm ci --prefix client_js` (axe-core is a devDependency)")
-    page.evaluate(AXE.read_text(encoding="utf-8"))
-    result = page.evaluate("async () => JSON.stringify(await axe.run(document, {resultTypes: ['violations']}))")
-    return [{"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:3]}
-            for v in json.loads(result)["violations"] if v["impact"] in ("serious", "critical")]
 
 
 def test_switching_a_purpose_off_shows_in_the_api_and_in_the_history_with_a_receipt(page, shop, subject):

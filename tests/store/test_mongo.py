@@ -31,6 +31,14 @@ def die(*args: Any, **kwargs: Any) -> None:
     raise WriterDied
 
 
+def append_dying_at(monkeypatch, store, step: str, *drafts, owner: Any = None, **kwargs: Any) -> None:
+    """Append drafts to t1/u1 by a writer that dies at step (a method of store, or of owner)."""
+    monkeypatch.setattr(store if owner is None else owner, step, die)
+    with pytest.raises(WriterDied):
+        append(store, "t1", "u1", *drafts, **kwargs)
+    monkeypatch.undo()
+
+
 def subject_doc(store, subject_id: str = "u1") -> dict | None:
     return store.db["subjects"].find_one({"tenant_id": "t1", "subject_id": subject_id}, {"_id": 0})
 
@@ -340,10 +348,7 @@ def test_a_split_withdraw_all_still_withdraws_everything(mongo_store, monkeypatc
 def died_before_update(mongo_store, monkeypatch):
     """u1 granted push; then a writer withdrew it and died before updating the subject document."""
     append(mongo_store, "t1", "u1", draft("push"))
-    monkeypatch.setattr(mongo_store, "_advance", die)
-    with pytest.raises(WriterDied):
-        append(mongo_store, "t1", "u1", draft("push", "withdraw", minutes=1), draft("sms", minutes=1))
-    monkeypatch.undo()
+    append_dying_at(monkeypatch, mongo_store, "_advance", draft("push", "withdraw", minutes=1), draft("sms", minutes=1))
     assert subject_doc(mongo_store)["seq"] == 1
     return mongo_store
 
@@ -381,10 +386,7 @@ def test_lists_and_audiences_repair_what_they_return(died_before_update):
 
 
 def test_a_subject_whose_creator_died_before_any_event_is_unknown(mongo_store, monkeypatch):
-    monkeypatch.setattr(mongo_store, "_insert_events", die)
-    with pytest.raises(WriterDied):
-        append(mongo_store, "t1", "u1", draft("push"))
-    monkeypatch.undo()
+    append_dying_at(monkeypatch, mongo_store, "_insert_events", draft("push"))
     assert subject_doc(mongo_store)["seq"] == 0
 
     assert mongo_store.get_subject("t1", "u1") is None
@@ -397,10 +399,7 @@ def test_an_erasure_whose_writer_died_is_finished_by_the_next_reader(mongo_store
     old = append(mongo_store, "t1", "u1", draft("push")).record
     mongo_store.claim_idempotency_key("t1", "k1", "idem", "h", fresh())
     mongo_store.complete_idempotency_key("t1", "k1", "idem", 201, "{}", old.subject_ref)
-    monkeypatch.setattr(mongo_store, "_finish_erasure", die)
-    with pytest.raises(WriterDied):
-        append(mongo_store, "t1", "u1", draft(None, "erase", minutes=1), erase=True)
-    monkeypatch.undo()
+    append_dying_at(monkeypatch, mongo_store, "_finish_erasure", draft(None, "erase", minutes=1), erase=True)
 
     assert mongo_store.get_subject("t1", "u1") is None
     assert subject_doc(mongo_store) is None
@@ -410,10 +409,7 @@ def test_an_erasure_whose_writer_died_is_finished_by_the_next_reader(mongo_store
 
 def test_a_writer_that_finds_an_unfinished_erasure_starts_a_new_subject(mongo_store, monkeypatch):
     old = append(mongo_store, "t1", "u1", draft("push")).record
-    monkeypatch.setattr(mongo_store, "_finish_erasure", die)
-    with pytest.raises(WriterDied):
-        append(mongo_store, "t1", "u1", draft(None, "erase", minutes=1), erase=True)
-    monkeypatch.undo()
+    append_dying_at(monkeypatch, mongo_store, "_finish_erasure", draft(None, "erase", minutes=1), erase=True)
 
     done = append(mongo_store, "t1", "u1", draft("sms", minutes=2))
 

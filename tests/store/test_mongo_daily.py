@@ -12,7 +12,7 @@ from consent_api.services import stats
 from consent_api.services.rebuild import rebuild_state
 from consent_api.store.mongo import daily as mongo_daily
 from tests.store.drafts import append, draft, purpose, tenant
-from tests.store.test_mongo import WriterDied, die
+from tests.store.test_mongo import append_dying_at
 
 
 @pytest.fixture
@@ -25,10 +25,7 @@ def store(mongo_store):
 
 def test_a_reader_that_repairs_a_record_counts_what_the_dead_writer_stored(store, monkeypatch):
     append(store, "t1", "u1", draft("push"))
-    monkeypatch.setattr(store, "_advance", die)
-    with pytest.raises(WriterDied):
-        append(store, "t1", "u1", draft("push", "withdraw", minutes=1), draft("sms", minutes=1))
-    monkeypatch.undo()
+    append_dying_at(monkeypatch, store, "_advance", draft("push", "withdraw", minutes=1), draft("sms", minutes=1))
     assert stats.stored(store, "t1") != stats.recount(store, "t1")  # stored, not yet counted
 
     store.get_subject("t1", "u1")
@@ -40,10 +37,7 @@ def test_a_reader_that_repairs_a_record_counts_what_the_dead_writer_stored(store
 
 def test_an_erasure_finished_by_a_reader_is_counted_once(store, monkeypatch):
     append(store, "t1", "u1", draft("push"), draft("sms"))
-    monkeypatch.setattr(store, "_finish_erasure", die)
-    with pytest.raises(WriterDied):
-        append(store, "t1", "u1", draft(None, "erase", minutes=60), erase=True)
-    monkeypatch.undo()
+    append_dying_at(monkeypatch, store, "_finish_erasure", draft(None, "erase", minutes=60), erase=True)
 
     assert store.get_subject("t1", "u1") is None
     assert store.get_subject("t1", "u1") is None
@@ -54,10 +48,7 @@ def test_an_erasure_finished_by_a_reader_is_counted_once(store, monkeypatch):
 def test_a_writer_continuing_a_chain_a_repairer_half_caught_up_counts_only_the_rest(store, monkeypatch):
     append(store, "t1", "u1", draft("push"))
     # the writer stores two events and dies; a repairer catches the record up to the first only
-    monkeypatch.setattr(store, "_advance", die)
-    with pytest.raises(WriterDied):
-        append(store, "t1", "u1", draft("sms", minutes=1), draft("sms", "withdraw", minutes=2))
-    monkeypatch.undo()
+    append_dying_at(monkeypatch, store, "_advance", draft("sms", minutes=1), draft("sms", "withdraw", minutes=2))
     first = store.subject_events("t1", store.db["subjects"].find_one({})["subject_ref"], 0)[:2]
     store._advance("t1", project("u1", first[0]["subject_ref"], first), first)
 
@@ -68,10 +59,7 @@ def test_a_writer_continuing_a_chain_a_repairer_half_caught_up_counts_only_the_r
 
 def test_a_death_between_the_move_and_the_count_is_found_and_repaired_by_rebuild_state(store, monkeypatch):
     append(store, "t1", "u1", draft("push"))
-    monkeypatch.setattr(mongo_daily, "add", die)
-    with pytest.raises(WriterDied):
-        append(store, "t1", "u1", draft("push", "withdraw", minutes=1))
-    monkeypatch.undo()
+    append_dying_at(monkeypatch, store, "add", draft("push", "withdraw", minutes=1), owner=mongo_daily)
 
     report = rebuild_state(store, fix=False)
     assert report.count_differences == [
