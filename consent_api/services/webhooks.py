@@ -4,7 +4,7 @@ the secret, send a test, replay from a feed cursor, retry one message, read the 
 A new endpoint starts at the feed's head: it receives events committed after its
 registration, older ones only through a replay. Messages that do not come from the ledger
 (policy.published, webhook.test) are owed directly when they happen; everything else is
-derived from the feed by the delivery worker (services/delivery.py).
+derived from the feed by the delivery worker (services/delivery.py, services/owed.py).
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ def policy_published(deps: Deps, tenant_id: str, policy: PolicyVersion) -> None:
 
 def note_erasure(deps: Deps, tenant_id: str, subject_ref: str, subject_id: str, at: datetime) -> None:
     """Before an erasure: the ledger keeps no id afterwards, but subject.erased must name the
-    subject. Kept (for at most delivery.ERASURES_KEPT) only when an enabled endpoint of the
+    subject. Kept (for at most owed.ERASURES_KEPT) only when an enabled endpoint of the
     tenant takes subject.erased; otherwise the id goes with the erasure, as before."""
     after = None
     while page := deps.store.list_webhooks(tenant_id, after, 100):
