@@ -18,7 +18,7 @@ app.extensions["consent_api.inline"] = lambda environ: environ["REQUEST_METHOD"]
 
 
 if __name__ == "__main__":
-    from consent_api.cli import serve_wsgi
+    from consent_api.commands.processes import serve_wsgi
 
     port, workers, threads = (int(a) for a in sys.argv[1:4])
     serve_wsgi("bench.bare_app:app", "127.0.0.1", port, workers, threads, preload="flask")

@@ -13,15 +13,10 @@ import sys
 from consent_api import __version__
 from consent_api.commands.export import cmd_export, cmd_verify_export
 from consent_api.commands.maintenance import cmd_migrate, cmd_migrate_store, cmd_rebuild_state, cmd_rotate_signing_key
-from consent_api.commands.processes import cmd_serve, cmd_tick_requests, cmd_worker, request_ticker, serve_wsgi
+from consent_api.commands.processes import cmd_serve, cmd_tick_requests, cmd_worker
 from consent_api.commands.tenants import cmd_key_create, cmd_seed_demo, cmd_tenant_create
 from consent_api.config import Settings
 from consent_api.domain.model import Scope
-from consent_api.progress import Progress
-
-# Imported from here by bench/bare_app.py (serve_wsgi) and by tests (Progress, _request_ticker).
-_request_ticker = request_ticker
-__all__ = ["Progress", "_request_ticker", "build_parser", "main", "serve_wsgi"]
 
 
 def _timestamp(value: str):

@@ -7,7 +7,8 @@ import json
 import threading
 
 from consent_api.background import Every
-from consent_api.cli import _request_ticker, main
+from consent_api.cli import main
+from consent_api.commands.processes import request_ticker
 from consent_api.config import Settings, deps_for
 from consent_api.domain.clock import FixedClock
 from consent_api.services import requests, tenants
@@ -33,7 +34,7 @@ def test_a_round_runs_at_once_again_after_a_failure_and_stops_when_told():
 
 
 def test_the_worker_runs_no_ticker_when_it_is_turned_off():
-    assert _request_ticker(Settings(request_tick_seconds=0)) is None
+    assert request_ticker(Settings(request_tick_seconds=0)) is None
 
 
 def test_tick_requests_marks_what_is_overdue_once(tmp_path, monkeypatch, capsys):
@@ -61,7 +62,7 @@ def test_the_worker_s_ticker_marks_what_came_due_in_its_first_round(tmp_path):
     opened = requests.open_request(deps, tenant.id, "u1", "copy", None,
                                    Origin({"channel": "ios"}, {"type": "self", "id": None, "reason": None}))
 
-    ticker = _request_ticker(Settings(database_url=url, request_tick_seconds=3600))
+    ticker = request_ticker(Settings(database_url=url, request_tick_seconds=3600))
     try:
         for _ in range(200):  # the first round runs at once; wait for it, not for a fixed time
             if requests.get(deps, tenant.id, opened.id).notices:

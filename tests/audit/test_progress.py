@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from consent_api.cli import Progress
+from consent_api.progress import Progress
 
 
 class Ticks:
